@@ -1,0 +1,137 @@
+//! `modrl`: train, evaluate and serve policy-aligned content-moderation classifiers.
+
+use std::path::PathBuf;
+
+use anyhow::{Context, Result};
+use clap::{Args, Parser, Subcommand};
+use modrl_model::{generate, load, parse_device, parse_kind, Message, SamplingParams};
+
+#[derive(Parser)]
+#[command(
+    name = "modrl",
+    version,
+    about = "Policy-aligned content moderation with RL-trained LLMs"
+)]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Render the chat template for a prompt and generate a completion.
+    Generate(GenerateArgs),
+}
+
+/// Where and how to load a model.
+#[derive(Args)]
+struct ModelArgs {
+    /// HF model directory (config.json, *.safetensors, tokenizer.json).
+    #[arg(long)]
+    model: PathBuf,
+    /// cpu, cuda or cuda:N.
+    #[arg(long, default_value = "cpu")]
+    device: String,
+    /// f32, or bf16 on CUDA.
+    #[arg(long, default_value = "f32")]
+    dtype: String,
+    /// A PEFT LoRA adapter directory to apply on top of the model.
+    #[arg(long)]
+    adapter: Option<PathBuf>,
+}
+
+#[derive(Args)]
+struct GenerateArgs {
+    #[command(flatten)]
+    model: ModelArgs,
+    /// The user message.
+    #[arg(long)]
+    prompt: String,
+    /// An optional system message.
+    #[arg(long)]
+    system: Option<String>,
+    #[arg(long, default_value_t = 128)]
+    max_new_tokens: usize,
+    /// 0 = greedy.
+    #[arg(long, default_value_t = 0.0)]
+    temperature: f64,
+    #[arg(long, default_value_t = 1.0)]
+    top_p: f64,
+    /// 0 = off.
+    #[arg(long, default_value_t = 0)]
+    top_k: usize,
+    #[arg(long)]
+    seed: Option<u64>,
+    /// Number of samples.
+    #[arg(long, short = 'n', default_value_t = 1)]
+    num_samples: usize,
+    /// Stop when the completion contains this string (repeatable).
+    #[arg(long = "stop")]
+    stop: Vec<String>,
+    /// Print one JSON object (per sample) with text, token_ids and logprobs.
+    #[arg(long)]
+    json: bool,
+}
+
+fn load_model(a: &ModelArgs) -> Result<(modrl_model::Model, modrl_model::Tokenizer)> {
+    let device = parse_device(&a.device)?;
+    let kind = parse_kind(&a.dtype, device)?;
+    let (mut model, tok) = load(&a.model, device, kind)?;
+    if let Some(dir) = &a.adapter {
+        modrl_model::lora::load_adapter(&mut model, dir)
+            .with_context(|| format!("loading adapter {}", dir.display()))?;
+    }
+    Ok((model, tok))
+}
+
+fn cmd_generate(a: GenerateArgs) -> Result<()> {
+    let (model, tok) = load_model(&a.model)?;
+    let mut msgs = vec![];
+    if let Some(s) = &a.system {
+        msgs.push(Message::new("system", s.clone()));
+    }
+    msgs.push(Message::new("user", a.prompt.clone()));
+    let prompt = tok.encode_chat(&msgs, true)?;
+    let params = SamplingParams {
+        max_new_tokens: a.max_new_tokens,
+        temperature: a.temperature,
+        top_p: a.top_p,
+        top_k: a.top_k,
+        seed: a.seed,
+        stop_token_ids: vec![],
+        stop_strings: a.stop.clone(),
+    };
+    let outs = generate(&model, &[prompt], a.num_samples, &params, Some(&tok))?;
+    for o in outs {
+        let text = tok.decode(&o.token_ids, true)?;
+        if a.json {
+            let j = serde_json::json!({
+                "text": text,
+                "token_ids": o.token_ids,
+                "logprobs": o.logprobs,
+                "finish_reason": o.finish_reason,
+            });
+            println!("{j}");
+        } else {
+            println!("{text}");
+        }
+    }
+    Ok(())
+}
+
+fn main() {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    let r = match cli.cmd {
+        Cmd::Generate(a) => cmd_generate(a),
+    };
+    if let Err(e) = r {
+        eprintln!("error: {e:#}");
+        std::process::exit(1);
+    }
+}

@@ -1,0 +1,56 @@
+//! modrl's model layer: Llama-family transformers (Llama / SmolLM2, Qwen2 / Qwen2.5, Qwen3) on
+//! libtorch through `tch`, loaded from HF model directories, with tokenizer and chat template,
+//! batched KV-cache generation, per-token log-probs for training, LoRA in PEFT's format, AdamW.
+
+pub mod config;
+pub mod generate;
+pub mod llama;
+pub mod lora;
+pub mod tokenizer;
+pub mod train;
+pub mod weights;
+
+use std::path::Path;
+
+use anyhow::{bail, Result};
+pub use config::{Arch, ModelConfig};
+pub use generate::{generate, Completion, FinishReason, SamplingParams};
+pub use llama::{parse_device, parse_kind, Model};
+pub use lora::LoraConfig;
+pub use tch::{Device, Kind, Tensor};
+pub use tokenizer::{Message, Tokenizer};
+
+/// Load a model directory's weights and tokenizer, checking that they belong together.
+pub fn load(dir: &Path, device: Device, kind: Kind) -> Result<(Model, Tokenizer)> {
+    let model = Model::load(dir, device, kind)?;
+    let tok = Tokenizer::from_dir(dir)?;
+    tok.check_vocab(model.config.vocab_size)?;
+    Ok((model, tok))
+}
+
+/// The Rust binary links only libtorch's CPU library; load the CUDA one on demand so that
+/// `Device::Cuda` works when the venv's torch (or the GPU machine's) ships it.
+pub fn load_cuda_backend() -> Result<()> {
+    use std::sync::OnceLock;
+    static LOADED: OnceLock<std::result::Result<(), String>> = OnceLock::new();
+    let r = LOADED.get_or_init(|| {
+        for name in ["libtorch_cuda.so", "libtorch_cuda_cu.so"] {
+            let c = std::ffi::CString::new(name).unwrap();
+            // SAFETY: dlopen with a valid C string; the handle is deliberately never closed.
+            let h = unsafe { libc::dlopen(c.as_ptr(), libc::RTLD_NOW | libc::RTLD_GLOBAL) };
+            if !h.is_null() {
+                return Ok(());
+            }
+        }
+        // SAFETY: dlerror returns a thread-local C string or null.
+        let err = unsafe {
+            let e = libc::dlerror();
+            if e.is_null() { "unknown error".to_string() } else { std::ffi::CStr::from_ptr(e).to_string_lossy().into_owned() }
+        };
+        Err(format!("cannot load libtorch_cuda.so ({err}); is LD_LIBRARY_PATH pointing at a CUDA build of torch/lib?"))
+    });
+    match r {
+        Ok(()) => Ok(()),
+        Err(e) => bail!("{e}"),
+    }
+}

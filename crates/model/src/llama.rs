@@ -1,0 +1,567 @@
+//! The Llama-family decoder (Llama / SmolLM2, Qwen2 / Qwen2.5, Qwen3) on libtorch, with HF weight
+//! names. The KV cache lives outside the model ([`KvCache`]), so one set of weights serves the policy,
+//! a frozen reference and the sampler at once.
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use anyhow::{bail, Context, Result};
+use tch::{Device, Kind, Tensor};
+
+use crate::config::{ModelConfig, RopeScaling};
+use crate::lora::Lora;
+use crate::weights;
+
+/// A linear layer `y = x W^T + b`, with an optional LoRA adapter added on top.
+pub struct Linear {
+    pub weight: Tensor,
+    pub bias: Option<Tensor>,
+    pub lora: Option<Lora>,
+}
+
+impl Linear {
+    pub fn forward(&self, x: &Tensor, train: bool) -> Tensor {
+        let y = x.linear(&self.weight, self.bias.as_ref());
+        match &self.lora {
+            None => y,
+            Some(l) => y + l.delta(x, train),
+        }
+    }
+}
+
+fn rms_norm(x: &Tensor, weight: &Tensor, eps: f64) -> Tensor {
+    // Same arithmetic as transformers' LlamaRMSNorm: normalise in f32 (f64 stays f64), scale in the
+    // weight's dtype.
+    let kind = x.kind();
+    let ck = if kind == Kind::Double {
+        Kind::Double
+    } else {
+        Kind::Float
+    };
+    let xf = x.to_kind(ck);
+    let var = xf.pow_tensor_scalar(2).mean_dim(-1, true, ck);
+    let normed = (xf * (var + eps).rsqrt()).to_kind(kind);
+    weight * normed
+}
+
+fn rotate_half(x: &Tensor) -> Tensor {
+    let d = *x.size().last().unwrap();
+    let x1 = x.narrow(-1, 0, d / 2);
+    let x2 = x.narrow(-1, d / 2, d / 2);
+    Tensor::cat(&[-x2, x1], -1)
+}
+
+/// One decoder layer's attention.
+pub struct Attention {
+    pub q_proj: Linear,
+    pub k_proj: Linear,
+    pub v_proj: Linear,
+    pub o_proj: Linear,
+    pub q_norm: Option<Tensor>,
+    pub k_norm: Option<Tensor>,
+}
+
+/// One decoder layer's gated MLP.
+pub struct Mlp {
+    pub gate_proj: Linear,
+    pub up_proj: Linear,
+    pub down_proj: Linear,
+}
+
+pub struct Layer {
+    pub input_layernorm: Tensor,
+    pub post_attention_layernorm: Tensor,
+    pub self_attn: Attention,
+    pub mlp: Mlp,
+}
+
+/// How queries may attend to keys in one forward call.
+pub enum AttnMask {
+    /// Plain causal attention over a fresh sequence (no cache offset, no padding).
+    Causal,
+    /// Every query sees every cached key (one new token per row, no padding anywhere).
+    All,
+    /// Explicit boolean mask `[B, 1, Tq, Tk]`, true = may attend.
+    Explicit(Tensor),
+}
+
+/// Keys and values of every layer for a batch of sequences, preallocated to a capacity and
+/// written in place. Rows may hold left padding (`key_mask` false there).
+pub struct KvCache {
+    pub k: Vec<Tensor>,
+    pub v: Vec<Tensor>,
+    /// Number of filled positions (the same for every row; shorter rows are left-padded).
+    pub len: i64,
+    /// `[B, cap]` bool: which cached positions are real tokens. `None` = all real.
+    pub key_mask: Option<Tensor>,
+    /// `[B]` int64: position id of the next token of each row.
+    pub next_pos: Tensor,
+}
+
+impl KvCache {
+    pub fn new(cfg: &ModelConfig, batch: i64, cap: i64, kind: Kind, device: Device) -> Self {
+        let shape = [
+            batch,
+            cfg.num_key_value_heads as i64,
+            cap,
+            cfg.head_dim as i64,
+        ];
+        let mk = || Tensor::zeros(shape, (kind, device));
+        KvCache {
+            k: (0..cfg.num_hidden_layers).map(|_| mk()).collect(),
+            v: (0..cfg.num_hidden_layers).map(|_| mk()).collect(),
+            len: 0,
+            key_mask: None,
+            next_pos: Tensor::zeros([batch], (Kind::Int64, device)),
+        }
+    }
+
+    pub fn batch(&self) -> i64 {
+        self.k[0].size()[0]
+    }
+
+    pub fn capacity(&self) -> i64 {
+        self.k[0].size()[2]
+    }
+
+    /// Make room for `extra` more positions, growing the buffers if needed.
+    pub fn reserve(&mut self, extra: i64) {
+        let need = self.len + extra;
+        let cap = self.capacity();
+        if need <= cap {
+            return;
+        }
+        let new_cap = need.max(cap * 2);
+        let grow = |t: &Tensor| {
+            let mut s = t.size();
+            s[2] = new_cap - cap;
+            Tensor::cat(
+                &[t.shallow_clone(), Tensor::zeros(s, (t.kind(), t.device()))],
+                2,
+            )
+        };
+        self.k = self.k.iter().map(grow).collect();
+        self.v = self.v.iter().map(grow).collect();
+        if let Some(m) = &self.key_mask {
+            let b = m.size()[0];
+            let pad = Tensor::ones([b, new_cap - cap], (Kind::Bool, m.device()));
+            self.key_mask = Some(Tensor::cat(&[m.shallow_clone(), pad], 1));
+        }
+    }
+
+    /// Keep only the given rows (in that order); a row may be repeated, which is how one cached
+    /// prompt is shared by G samples without recomputing it.
+    pub fn select_rows(&mut self, rows: &Tensor) {
+        let sel = |t: &Tensor| t.index_select(0, rows);
+        self.k = self.k.iter().map(sel).collect();
+        self.v = self.v.iter().map(sel).collect();
+        self.key_mask = self.key_mask.as_ref().map(sel);
+        self.next_pos = sel(&self.next_pos);
+    }
+}
+
+/// The decoder-only transformer.
+pub struct Model {
+    pub config: ModelConfig,
+    pub embed_tokens: Tensor,
+    pub layers: Vec<Layer>,
+    pub norm: Tensor,
+    /// `None` when tied to `embed_tokens`.
+    pub lm_head: Option<Tensor>,
+    inv_freq: Tensor,
+    /// Multiplier applied to positions (1 / linear rope factor).
+    pos_scale: f64,
+    pub device: Device,
+    pub kind: Kind,
+    /// Enables dropout (LoRA dropout) in forward passes.
+    pub training: bool,
+}
+
+fn inv_freq(cfg: &ModelConfig, device: Device) -> (Tensor, f64) {
+    let d = cfg.head_dim as i64;
+    let exps =
+        Tensor::arange_start_step(0, d, 2, (Kind::Int64, device)).to_kind(Kind::Float) / d as f64;
+    let base = Tensor::from(cfg.rope_theta as f32).to_device(device);
+    let inv = base.pow(&exps).reciprocal();
+    match cfg.rope_scaling {
+        RopeScaling::None => (inv, 1.0),
+        RopeScaling::Linear { factor } => (inv, 1.0 / factor),
+        RopeScaling::Llama3 {
+            factor,
+            low_freq_factor,
+            high_freq_factor,
+            original_max_position_embeddings,
+        } => {
+            // transformers' _compute_llama3_parameters.
+            let low_wavelen = original_max_position_embeddings / low_freq_factor;
+            let high_wavelen = original_max_position_embeddings / high_freq_factor;
+            let wavelen = (&inv).reciprocal() * (2.0 * std::f64::consts::PI);
+            let scaled = (&inv / factor).where_self(&wavelen.gt(low_wavelen), &inv);
+            let smooth = (wavelen.reciprocal() * original_max_position_embeddings
+                - low_freq_factor)
+                / (high_freq_factor - low_freq_factor);
+            let smoothed = (-&smooth + 1.0) * &scaled / factor + &smooth * &scaled;
+            let is_medium = wavelen
+                .ge(high_wavelen)
+                .logical_and(&wavelen.le(low_wavelen));
+            (smoothed.where_self(&is_medium, &scaled), 1.0)
+        }
+    }
+}
+
+impl Model {
+    /// Load a model directory (config.json + safetensors) onto `device` in `kind` (f32 or bf16).
+    pub fn load(dir: &Path, device: Device, kind: Kind) -> Result<Model> {
+        let config = ModelConfig::from_dir(dir)?;
+        let files = weights::model_files(dir)?;
+        let loaded = weights::read_files(&files, kind, device)?;
+        Self::from_loaded(config, loaded, device, kind)
+            .with_context(|| format!("loading weights of {}", dir.display()))
+    }
+
+    /// Build a model from tensors read from disk, checking every name and shape against the config.
+    pub fn from_loaded(
+        config: ModelConfig,
+        mut loaded: HashMap<String, weights::Loaded>,
+        device: Device,
+        kind: Kind,
+    ) -> Result<Model> {
+        let mut t = HashMap::new();
+        for (name, shape) in config.expected_shapes() {
+            let Some(l) = loaded.remove(&name) else {
+                if name == "lm_head.weight" {
+                    bail!("missing tensor {name} (config.json says tie_word_embeddings is false)");
+                }
+                bail!("missing tensor {name}");
+            };
+            if l.tensor.size() != shape {
+                bail!(
+                    "{}: tensor {name} has shape {:?}, but config.json implies {:?}",
+                    l.file.display(),
+                    l.tensor.size(),
+                    shape
+                );
+            }
+            t.insert(name, l.tensor);
+        }
+        // A tied checkpoint may still store lm_head.weight; anything else left over is unexpected.
+        loaded.remove("lm_head.weight");
+        if let Some(extra) = loaded.keys().find(|k| !k.ends_with("rotary_emb.inv_freq")) {
+            let l = &loaded[extra];
+            bail!(
+                "{}: unexpected tensor {extra} for a {} model",
+                l.file.display(),
+                config.arch.name()
+            );
+        }
+        Ok(Self::from_tensors(config, t, device, kind))
+    }
+
+    /// Build from a complete map of HF-named tensors (already checked).
+    pub fn from_tensors(
+        config: ModelConfig,
+        mut t: HashMap<String, Tensor>,
+        device: Device,
+        kind: Kind,
+    ) -> Model {
+        let mut take = |n: &str| t.remove(n).unwrap_or_else(|| panic!("tensor {n} missing"));
+        let mut linear = |p: &str, bias: bool| Linear {
+            weight: take(&format!("{p}.weight")),
+            bias: if bias {
+                Some(take(&format!("{p}.bias")))
+            } else {
+                None
+            },
+            lora: None,
+        };
+        let mut layers = Vec::new();
+        for l in 0..config.num_hidden_layers {
+            let p = format!("model.layers.{l}");
+            let self_attn = Attention {
+                q_proj: linear(&format!("{p}.self_attn.q_proj"), config.qkv_bias),
+                k_proj: linear(&format!("{p}.self_attn.k_proj"), config.qkv_bias),
+                v_proj: linear(&format!("{p}.self_attn.v_proj"), config.qkv_bias),
+                o_proj: linear(&format!("{p}.self_attn.o_proj"), config.o_bias),
+                q_norm: None,
+                k_norm: None,
+            };
+            let mlp = Mlp {
+                gate_proj: linear(&format!("{p}.mlp.gate_proj"), config.mlp_bias),
+                up_proj: linear(&format!("{p}.mlp.up_proj"), config.mlp_bias),
+                down_proj: linear(&format!("{p}.mlp.down_proj"), config.mlp_bias),
+            };
+            layers.push((p, self_attn, mlp));
+        }
+        let layers = layers
+            .into_iter()
+            .map(|(p, mut self_attn, mlp)| {
+                if config.qk_norm {
+                    self_attn.q_norm = Some(take(&format!("{p}.self_attn.q_norm.weight")));
+                    self_attn.k_norm = Some(take(&format!("{p}.self_attn.k_norm.weight")));
+                }
+                Layer {
+                    input_layernorm: take(&format!("{p}.input_layernorm.weight")),
+                    post_attention_layernorm: take(&format!("{p}.post_attention_layernorm.weight")),
+                    self_attn,
+                    mlp,
+                }
+            })
+            .collect();
+        let embed_tokens = take("model.embed_tokens.weight");
+        let norm = take("model.norm.weight");
+        let lm_head = if config.tie_word_embeddings {
+            None
+        } else {
+            Some(take("lm_head.weight"))
+        };
+        let (inv_freq, pos_scale) = inv_freq(&config, device);
+        Model {
+            config,
+            embed_tokens,
+            layers,
+            norm,
+            lm_head,
+            inv_freq,
+            pos_scale,
+            device,
+            kind,
+            training: false,
+        }
+    }
+
+    /// A randomly initialised model (normal(0, 0.02) weights, unit norms) for tests and benches.
+    pub fn random(config: ModelConfig, seed: i64, device: Device) -> Model {
+        tch::manual_seed(seed);
+        let t = config
+            .expected_shapes()
+            .into_iter()
+            .map(|(name, shape)| {
+                let w = if name.ends_with("norm.weight") {
+                    Tensor::ones(shape.as_slice(), (Kind::Float, device))
+                } else {
+                    Tensor::randn(shape.as_slice(), (Kind::Float, device)) * 0.02
+                };
+                (name, w)
+            })
+            .collect();
+        Self::from_tensors(config, t, device, Kind::Float)
+    }
+
+    /// Write the base weights as an HF model directory (config.json from `config_json`, plus
+    /// model.safetensors) that `transformers` loads.
+    pub fn save_pretrained(&self, dir: &Path, config_json: &str) -> Result<()> {
+        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+        let tensors: Vec<(String, Tensor)> = self
+            .named_parameters()
+            .into_iter()
+            .map(|(n, t)| (n, t.detach().to_kind(Kind::Float)))
+            .collect();
+        weights::write_file(&dir.join("model.safetensors"), &tensors)?;
+        std::fs::write(dir.join("config.json"), config_json)
+            .with_context(|| format!("{}: cannot write", dir.join("config.json").display()))?;
+        Ok(())
+    }
+
+    /// Every base weight with its HF name (the tied `lm_head` is not listed separately).
+    pub fn named_parameters(&self) -> Vec<(String, Tensor)> {
+        let mut out = vec![(
+            "model.embed_tokens.weight".to_string(),
+            self.embed_tokens.shallow_clone(),
+        )];
+        for (i, l) in self.layers.iter().enumerate() {
+            let p = format!("model.layers.{i}");
+            let mut push = |n: &str, t: &Tensor| out.push((format!("{p}.{n}"), t.shallow_clone()));
+            push("input_layernorm.weight", &l.input_layernorm);
+            push(
+                "post_attention_layernorm.weight",
+                &l.post_attention_layernorm,
+            );
+            for (n, lin) in l.linears() {
+                push(&format!("{n}.weight"), &lin.weight);
+                if let Some(b) = &lin.bias {
+                    push(&format!("{n}.bias"), b);
+                }
+            }
+            if let Some(q) = &l.self_attn.q_norm {
+                push("self_attn.q_norm.weight", q);
+            }
+            if let Some(k) = &l.self_attn.k_norm {
+                push("self_attn.k_norm.weight", k);
+            }
+        }
+        out.push(("model.norm.weight".to_string(), self.norm.shallow_clone()));
+        if let Some(h) = &self.lm_head {
+            out.push(("lm_head.weight".to_string(), h.shallow_clone()));
+        }
+        out
+    }
+
+    /// Total number of base parameters.
+    pub fn num_parameters(&self) -> i64 {
+        self.named_parameters()
+            .iter()
+            .map(|(_, t)| t.numel() as i64)
+            .sum()
+    }
+
+    /// Embeddings -> decoder layers -> final norm. `ids`, `pos`: `[B, T]` int64.
+    pub fn forward_hidden(
+        &self,
+        ids: &Tensor,
+        pos: &Tensor,
+        mask: &AttnMask,
+        mut cache: Option<&mut KvCache>,
+    ) -> Tensor {
+        let (b, t) = ids.size2().unwrap();
+        let mut x = Tensor::embedding(&self.embed_tokens, ids, -1, false, false);
+        // RoPE tables for these positions, [B, 1, T, D].
+        let freqs = (pos.to_kind(Kind::Float) * self.pos_scale).unsqueeze(-1)
+            * self.inv_freq.view([1, 1, -1]);
+        let emb = Tensor::cat(&[&freqs, &freqs], -1);
+        let cos = emb.cos().to_kind(self.kind).unsqueeze(1);
+        let sin = emb.sin().to_kind(self.kind).unsqueeze(1);
+        let offset = cache.as_ref().map_or(0, |c| c.len);
+        if let Some(c) = cache.as_deref_mut() {
+            c.reserve(t);
+        }
+        let cfg = &self.config;
+        let (nh, kvh, hd) = (
+            cfg.num_attention_heads as i64,
+            cfg.num_key_value_heads as i64,
+            cfg.head_dim as i64,
+        );
+        for (i, layer) in self.layers.iter().enumerate() {
+            let h = rms_norm(&x, &layer.input_layernorm, cfg.rms_norm_eps);
+            let a = &layer.self_attn;
+            let mut q = a.q_proj.forward(&h, self.training).view([b, t, nh, hd]);
+            let mut k = a.k_proj.forward(&h, self.training).view([b, t, kvh, hd]);
+            let v = a
+                .v_proj
+                .forward(&h, self.training)
+                .view([b, t, kvh, hd])
+                .transpose(1, 2);
+            if let (Some(qn), Some(kn)) = (&a.q_norm, &a.k_norm) {
+                q = rms_norm(&q, qn, cfg.rms_norm_eps);
+                k = rms_norm(&k, kn, cfg.rms_norm_eps);
+            }
+            let q = q.transpose(1, 2);
+            let k = k.transpose(1, 2);
+            let q = &q * &cos + rotate_half(&q) * &sin;
+            let k = &k * &cos + rotate_half(&k) * &sin;
+            let (k, v) = match cache.as_deref_mut() {
+                Some(c) => {
+                    c.k[i].narrow(2, offset, t).copy_(&k);
+                    c.v[i].narrow(2, offset, t).copy_(&v);
+                    (
+                        c.k[i].narrow(2, 0, offset + t),
+                        c.v[i].narrow(2, 0, offset + t),
+                    )
+                }
+                None => (k, v),
+            };
+            let (m, causal) = match mask {
+                AttnMask::Causal => (None, true),
+                AttnMask::All => (None, false),
+                AttnMask::Explicit(m) => (Some(m), false),
+            };
+            let o =
+                Tensor::scaled_dot_product_attention(&q, &k, &v, m, 0.0, causal, None, kvh != nh);
+            let o = o.transpose(1, 2).reshape([b, t, nh * hd]);
+            x = x + a.o_proj.forward(&o, self.training);
+            let h = rms_norm(&x, &layer.post_attention_layernorm, cfg.rms_norm_eps);
+            let mlp = &layer.mlp;
+            let g = mlp.gate_proj.forward(&h, self.training).silu()
+                * mlp.up_proj.forward(&h, self.training);
+            x = x + mlp.down_proj.forward(&g, self.training);
+        }
+        if let Some(c) = cache {
+            c.len = offset + t;
+        }
+        rms_norm(&x, &self.norm, cfg.rms_norm_eps)
+    }
+
+    /// Project hidden states to vocabulary logits.
+    pub fn logits(&self, hidden: &Tensor) -> Tensor {
+        hidden.linear::<Tensor>(self.lm_head.as_ref().unwrap_or(&self.embed_tokens), None)
+    }
+
+    /// Logits `[B, T, V]` for right-padded (or unpadded) token ids `[B, T]`, causal attention.
+    pub fn forward(&self, ids: &Tensor) -> Tensor {
+        let (b, t) = ids.size2().unwrap();
+        let pos = Tensor::arange(t, (Kind::Int64, self.device))
+            .unsqueeze(0)
+            .expand([b, t], false);
+        self.logits(&self.forward_hidden(ids, &pos, &AttnMask::Causal, None))
+    }
+
+    /// Set `requires_grad` on every base weight (full fine-tuning) or none (LoRA, inference).
+    pub fn set_base_trainable(&mut self, on: bool) {
+        for (_, t) in self.named_parameters() {
+            let _ = t.set_requires_grad(on);
+        }
+    }
+}
+
+impl Layer {
+    /// The seven projection layers with their names relative to the layer.
+    pub fn linears(&self) -> [(&'static str, &Linear); 7] {
+        [
+            ("self_attn.q_proj", &self.self_attn.q_proj),
+            ("self_attn.k_proj", &self.self_attn.k_proj),
+            ("self_attn.v_proj", &self.self_attn.v_proj),
+            ("self_attn.o_proj", &self.self_attn.o_proj),
+            ("mlp.gate_proj", &self.mlp.gate_proj),
+            ("mlp.up_proj", &self.mlp.up_proj),
+            ("mlp.down_proj", &self.mlp.down_proj),
+        ]
+    }
+
+    pub fn linears_mut(&mut self) -> [(&'static str, &mut Linear); 7] {
+        let a = &mut self.self_attn;
+        let m = &mut self.mlp;
+        [
+            ("self_attn.q_proj", &mut a.q_proj),
+            ("self_attn.k_proj", &mut a.k_proj),
+            ("self_attn.v_proj", &mut a.v_proj),
+            ("self_attn.o_proj", &mut a.o_proj),
+            ("mlp.gate_proj", &mut m.gate_proj),
+            ("mlp.up_proj", &mut m.up_proj),
+            ("mlp.down_proj", &mut m.down_proj),
+        ]
+    }
+}
+
+/// Parse `cpu`, `cuda` or `cuda:N`. Loads libtorch's CUDA backend on first use of a GPU.
+pub fn parse_device(s: &str) -> Result<Device> {
+    let s = s.trim();
+    if s == "cpu" {
+        return Ok(Device::Cpu);
+    }
+    let idx = match s.strip_prefix("cuda") {
+        Some("") => 0,
+        Some(rest) => rest
+            .strip_prefix(':')
+            .and_then(|n| n.parse::<usize>().ok())
+            .with_context(|| format!("invalid device {s:?}: expected cpu, cuda or cuda:N"))?,
+        None => bail!("invalid device {s:?}: expected cpu, cuda or cuda:N"),
+    };
+    crate::load_cuda_backend()?;
+    if !tch::Cuda::is_available() {
+        bail!("device {s:?} requested but no CUDA device is available to libtorch");
+    }
+    let n = tch::Cuda::device_count() as usize;
+    if idx >= n {
+        bail!("device {s:?} requested but only {n} CUDA device(s) exist");
+    }
+    Ok(Device::Cuda(idx))
+}
+
+/// Parse a dtype name: `f32` (default) or `bf16` (CUDA only).
+pub fn parse_kind(s: &str, device: Device) -> Result<Kind> {
+    match s {
+        "f32" | "float32" => Ok(Kind::Float),
+        "bf16" | "bfloat16" if device.is_cuda() => Ok(Kind::BFloat16),
+        "bf16" | "bfloat16" => bail!("dtype bf16 is supported on CUDA only; use f32 on CPU"),
+        other => bail!("unknown dtype {other:?}: expected f32 or bf16"),
+    }
+}

@@ -1,0 +1,24 @@
+//! Content-moderation building blocks for RL-trained LLM classifiers (arXiv 2512.20061).
+//!
+//! This crate holds everything that does not need a model:
+//!
+//! * [`policy`] — versioned, diffable TOML policies and their rendering into prompt text;
+//! * [`dataset`] — the canonical [`dataset::Record`], JSONL/CSV readers and writers, importers for
+//!   the raw public datasets, deterministic stratified splits and dataset statistics;
+//! * [`verdict`] — the model output contract and a tolerant, never-panicking parser for it;
+//! * [`prompt`] — chat messages for a policy and a piece of content, with a byte-identical shared
+//!   prefix;
+//! * [`metrics`] — ranking, threshold and calibration metrics that match scikit-learn, plus seeded
+//!   bootstrap intervals.
+//!
+//! Model-dependent scoring lives elsewhere; nothing here depends on libtorch.
+
+pub mod dataset;
+pub mod metrics;
+pub mod policy;
+pub mod prompt;
+pub mod verdict;
+
+pub use dataset::{Record, Split};
+pub use policy::Policy;
+pub use verdict::{Label, ParseFailure, Verdict};
