@@ -99,10 +99,146 @@ pub fn sample(logits: &Tensor, p: &SamplingParams) -> (Tensor, Tensor) {
     (tok, lp)
 }
 
+/// A prompt prefix shared by many prompts (e.g. instruction + policy), prefilled once. Prompts that
+/// start with these tokens reuse its keys and values instead of recomputing them.
+pub struct PrefixCache {
+    pub ids: Vec<u32>,
+    cache: KvCache,
+}
+
+impl PrefixCache {
+    pub fn new(model: &Model, ids: &[u32]) -> Result<Self> {
+        if ids.is_empty() {
+            bail!("a shared prefix needs at least one token");
+        }
+        let dev = model.device;
+        let mut cache = KvCache::new(&model.config, 1, ids.len() as i64, model.kind, dev);
+        let t = Tensor::from_slice(&ids.iter().map(|&x| x as i64).collect::<Vec<_>>())
+            .view([1, -1])
+            .to_device(dev);
+        let pos = Tensor::arange(ids.len() as i64, (Kind::Int64, dev)).view([1, -1]);
+        let _ =
+            tch::no_grad(|| model.forward_hidden(&t, &pos, &AttnMask::Causal, Some(&mut cache)));
+        Ok(PrefixCache {
+            ids: ids.to_vec(),
+            cache,
+        })
+    }
+
+    /// How many leading tokens every prompt shares with this prefix (each prompt keeps at least
+    /// one token of its own, so its next-token logits come from the batch forward).
+    fn shared_len(&self, prompts: &[Vec<u32>]) -> usize {
+        prompts
+            .iter()
+            .map(|p| {
+                let lcp = self.ids.iter().zip(p).take_while(|(a, b)| a == b).count();
+                lcp.min(p.len().saturating_sub(1))
+            })
+            .min()
+            .unwrap_or(0)
+    }
+}
+
+/// Run the prompts through the model into a fresh cache with room for `extra` more tokens, reusing
+/// the shared prefix where the prompts start with it. Returns the cache and the logits `[B, V]` of
+/// the last prompt token of every row.
+fn prefill(
+    model: &Model,
+    prefix: Option<&PrefixCache>,
+    prompts: &[Vec<u32>],
+    extra: i64,
+) -> (KvCache, Tensor) {
+    let dev = model.device;
+    let p = prefix.map_or(0, |pc| pc.shared_len(prompts));
+    let suffixes: Vec<&[u32]> = prompts.iter().map(|x| &x[p..]).collect();
+    let b0 = prompts.len() as i64;
+    let lmax = suffixes.iter().map(|x| x.len()).max().unwrap() as i64;
+    // Left-pad the suffixes so that every row's last token sits at the same position.
+    let mut ids = vec![0i64; (b0 * lmax) as usize];
+    let mut mask = vec![false; (b0 * lmax) as usize];
+    for (r, sfx) in suffixes.iter().enumerate() {
+        let off = r * lmax as usize + (lmax as usize - sfx.len());
+        for (j, &t) in sfx.iter().enumerate() {
+            ids[off + j] = t as i64;
+            mask[off + j] = true;
+        }
+    }
+    let padded = suffixes.iter().any(|x| x.len() as i64 != lmax);
+    let ids = Tensor::from_slice(&ids).view([b0, lmax]).to_device(dev);
+    let mask = Tensor::from_slice(&mask).view([b0, lmax]).to_device(dev);
+    let (p, cap) = (p as i64, p as i64 + lmax + extra);
+    let mut cache = KvCache::new(&model.config, b0, cap, model.kind, dev);
+    if let (Some(pc), true) = (prefix, p > 0) {
+        for (dst, src) in cache
+            .k
+            .iter_mut()
+            .chain(cache.v.iter_mut())
+            .zip(pc.cache.k.iter().chain(pc.cache.v.iter()))
+        {
+            dst.narrow(2, 0, p).copy_(&src.narrow(2, 0, p));
+        }
+        cache.len = p;
+    }
+    let pos = (mask.cumsum(1, Kind::Int64) - 1).clamp_min(0) + p;
+    let attn = if padded {
+        let km = Tensor::ones([b0, cap], (Kind::Bool, dev));
+        km.narrow(1, p, lmax).copy_(&mask);
+        let causal = Tensor::ones([lmax, lmax], (Kind::Bool, dev)).tril(0);
+        // A pad query sees only itself (its output is never used), so no row is empty.
+        let eye = Tensor::eye(lmax, (Kind::Bool, dev));
+        let m = causal
+            .unsqueeze(0)
+            .logical_and(&mask.unsqueeze(1))
+            .logical_or(&eye.unsqueeze(0));
+        let m = if p > 0 {
+            Tensor::cat(&[Tensor::ones([b0, lmax, p], (Kind::Bool, dev)), m], 2)
+        } else {
+            m
+        };
+        cache.key_mask = Some(km);
+        AttnMask::Explicit(m.unsqueeze(1))
+    } else if p > 0 {
+        let causal = Tensor::ones([lmax, lmax], (Kind::Bool, dev)).tril(0);
+        let m = Tensor::cat(&[Tensor::ones([lmax, p], (Kind::Bool, dev)), causal], 1);
+        AttnMask::Explicit(m.view([1, 1, lmax, p + lmax]))
+    } else {
+        AttnMask::Causal
+    };
+    let hidden = model.forward_hidden(&ids, &pos, &attn, Some(&mut cache));
+    cache.next_pos = mask.sum_dim_intlist(1, false, Kind::Int64) + p;
+    let logits = model.logits(&hidden.select(1, lmax - 1));
+    (cache, logits)
+}
+
+/// Logits `[B, V]` of the token after each prompt (one forward pass; the verdict-token scorer's
+/// primitive), reusing a shared prefix when given.
+pub fn next_token_logits(
+    model: &Model,
+    prefix: Option<&PrefixCache>,
+    prompts: &[Vec<u32>],
+) -> Result<Tensor> {
+    if prompts.is_empty() || prompts.iter().any(|p| p.is_empty()) {
+        bail!("next_token_logits needs non-empty prompts");
+    }
+    Ok(tch::no_grad(|| prefill(model, prefix, prompts, 0).1))
+}
+
 /// Generate `n` completions for each prompt. Each distinct prompt is prefilled once and its cache
 /// rows are shared by its `n` samples. Output order: prompt-major (`p0s0, p0s1, .., p1s0, ..`).
 pub fn generate(
     model: &Model,
+    prompts: &[Vec<u32>],
+    n: usize,
+    params: &SamplingParams,
+    tokenizer: Option<&Tokenizer>,
+) -> Result<Vec<Completion>> {
+    generate_with_prefix(model, None, prompts, n, params, tokenizer)
+}
+
+/// [`generate`], reusing the keys and values of a shared prompt prefix.
+pub fn generate_with_prefix(
+    model: &Model,
+    prefix: Option<&PrefixCache>,
     prompts: &[Vec<u32>],
     n: usize,
     params: &SamplingParams,
@@ -120,50 +256,19 @@ pub fn generate(
     if let Some(s) = params.seed {
         tch::manual_seed(s as i64);
     }
-    let cfg = &model.config;
     let stop_ids: Vec<i64> = if params.stop_token_ids.is_empty() {
-        cfg.eos_token_ids.iter().map(|&x| x as i64).collect()
+        model
+            .config
+            .eos_token_ids
+            .iter()
+            .map(|&x| x as i64)
+            .collect()
     } else {
         params.stop_token_ids.iter().map(|&x| x as i64).collect()
     };
     let dev = model.device;
     tch::no_grad(|| {
-        let b0 = prompts.len() as i64;
-        let lmax = prompts.iter().map(|p| p.len()).max().unwrap() as i64;
-        // Left-pad so that every row's last prompt token sits at the same position.
-        let mut ids = vec![0i64; (b0 * lmax) as usize];
-        let mut mask = vec![false; (b0 * lmax) as usize];
-        for (r, p) in prompts.iter().enumerate() {
-            let off = r * lmax as usize + (lmax as usize - p.len());
-            for (j, &t) in p.iter().enumerate() {
-                ids[off + j] = t as i64;
-                mask[off + j] = true;
-            }
-        }
-        let padded = prompts.iter().any(|p| p.len() as i64 != lmax);
-        let ids = Tensor::from_slice(&ids).view([b0, lmax]).to_device(dev);
-        let mask = Tensor::from_slice(&mask).view([b0, lmax]).to_device(dev);
-        let cap = lmax + params.max_new_tokens as i64;
-        let mut cache = KvCache::new(cfg, b0, cap, model.kind, dev);
-        let pos = (mask.cumsum(1, Kind::Int64) - 1).clamp_min(0);
-        let attn = if padded {
-            let km = Tensor::ones([b0, cap], (Kind::Bool, dev));
-            km.narrow(1, 0, lmax).copy_(&mask);
-            let causal = Tensor::ones([lmax, lmax], (Kind::Bool, dev)).tril(0);
-            // A pad query sees only itself (its output is never used), so no row is empty.
-            let eye = Tensor::eye(lmax, (Kind::Bool, dev));
-            let m = causal
-                .unsqueeze(0)
-                .logical_and(&mask.unsqueeze(1))
-                .logical_or(&eye.unsqueeze(0));
-            cache.key_mask = Some(km);
-            AttnMask::Explicit(m.unsqueeze(1))
-        } else {
-            AttnMask::Causal
-        };
-        let hidden = model.forward_hidden(&ids, &pos, &attn, Some(&mut cache));
-        cache.next_pos = mask.sum_dim_intlist(1, false, Kind::Int64);
-        let mut logits = model.logits(&hidden.select(1, lmax - 1));
+        let (mut cache, mut logits) = prefill(model, prefix, prompts, params.max_new_tokens as i64);
         // Share each prompt's cache among its n samples.
         let rows: Vec<usize> = (0..prompts.len())
             .flat_map(|p| std::iter::repeat_n(p, n))

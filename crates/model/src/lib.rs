@@ -14,7 +14,10 @@ use std::path::Path;
 
 use anyhow::{bail, Result};
 pub use config::{Arch, ModelConfig};
-pub use generate::{generate, Completion, FinishReason, SamplingParams};
+pub use generate::{
+    generate, generate_with_prefix, next_token_logits, Completion, FinishReason, PrefixCache,
+    SamplingParams,
+};
 pub use llama::{parse_device, parse_kind, Model};
 pub use lora::LoraConfig;
 pub use tch::{Device, Kind, Tensor};

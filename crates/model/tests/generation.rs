@@ -134,3 +134,39 @@ fn stop_strings_end_generation_on_the_default_model() {
     assert_eq!(o[0].finish_reason, FinishReason::Stop, "{text}");
     assert!(text.contains('5') && !text.contains('6'), "{text}");
 }
+
+#[test]
+fn shared_prefix_gives_the_same_results_as_full_prompts() {
+    use modrl_model::generate::{generate_with_prefix, next_token_logits, PrefixCache};
+    let model = tiny_model(13);
+    let prefix: Vec<u32> = vec![1, 50, 51, 52, 53, 54, 55, 56, 57];
+    let prompts: Vec<Vec<u32>> = vec![
+        [prefix.clone(), vec![9, 8, 7]].concat(),
+        [prefix.clone(), vec![100]].concat(),
+        [prefix[..5].to_vec(), vec![77, 78]].concat(), // shares only part of the prefix
+        prefix.clone(),                                // is the prefix itself
+    ];
+    let pc = PrefixCache::new(&model, &prefix).unwrap();
+    let with = next_token_logits(&model, Some(&pc), &prompts).unwrap();
+    let without = next_token_logits(&model, None, &prompts).unwrap();
+    assert!(max_abs_diff(&with, &without) < 1e-5);
+    // Full-prefix rows only (the common shared length is then the whole prefix).
+    let full = &prompts[..2];
+    let a = next_token_logits(&model, Some(&pc), full).unwrap();
+    let b = next_token_logits(&model, None, full).unwrap();
+    assert!(max_abs_diff(&a, &b) < 1e-5);
+    let p = SamplingParams {
+        max_new_tokens: 12,
+        temperature: 0.0,
+        stop_token_ids: vec![127],
+        ..Default::default()
+    };
+    let g1 = generate_with_prefix(&model, Some(&pc), &prompts, 2, &p, None).unwrap();
+    let g2 = generate(&model, &prompts, 2, &p, None).unwrap();
+    for (x, y) in g1.iter().zip(&g2) {
+        assert_eq!(x.token_ids, y.token_ids);
+        for (a, b) in x.logprobs.iter().zip(&y.logprobs) {
+            assert!((a - b).abs() < 1e-4);
+        }
+    }
+}
