@@ -1,5 +1,8 @@
 //! `modrl`: train, evaluate and serve policy-aligned content-moderation classifiers.
 
+mod data;
+mod eval;
+
 use std::path::PathBuf;
 
 use anyhow::{Context, Result};
@@ -21,23 +24,62 @@ struct Cli {
 enum Cmd {
     /// Render the chat template for a prompt and generate a completion.
     Generate(GenerateArgs),
+    /// Import raw datasets and inspect canonical data files.
+    #[command(subcommand)]
+    Data(data::DataCmd),
+    /// Score a dataset under a policy and write metrics and a report (or compare two reports).
+    Eval(Box<eval::EvalArgs>),
 }
 
 /// Where and how to load a model.
-#[derive(Args)]
-struct ModelArgs {
+#[derive(Args, Clone)]
+pub struct ModelArgs {
     /// HF model directory (config.json, *.safetensors, tokenizer.json).
     #[arg(long)]
-    model: PathBuf,
+    pub model: PathBuf,
     /// cpu, cuda or cuda:N.
     #[arg(long, default_value = "cpu")]
-    device: String,
+    pub device: String,
     /// f32, or bf16 on CUDA.
     #[arg(long, default_value = "f32")]
-    dtype: String,
+    pub dtype: String,
     /// A PEFT LoRA adapter directory to apply on top of the model.
     #[arg(long)]
-    adapter: Option<PathBuf>,
+    pub adapter: Option<PathBuf>,
+}
+
+impl ModelArgs {
+    /// "DIR" or "DIR + adapter ADIR", for reports.
+    pub fn describe(&self) -> String {
+        match &self.adapter {
+            Some(a) => format!("{} + adapter {}", self.model.display(), a.display()),
+            None => self.model.display().to_string(),
+        }
+    }
+}
+
+/// The current UTC time as `YYYY-MM-DD HH:MM:SS UTC`.
+pub fn now_utc() -> String {
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0);
+    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!(
+        "{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02} UTC",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
 }
 
 #[derive(Args)]
@@ -73,7 +115,7 @@ struct GenerateArgs {
     json: bool,
 }
 
-fn load_model(a: &ModelArgs) -> Result<(modrl_model::Model, modrl_model::Tokenizer)> {
+pub fn load_model(a: &ModelArgs) -> Result<(modrl_model::Model, modrl_model::Tokenizer)> {
     let device = parse_device(&a.device)?;
     let kind = parse_kind(&a.dtype, device)?;
     let (mut model, tok) = load(&a.model, device, kind)?;
@@ -129,6 +171,8 @@ fn main() {
     let cli = Cli::parse();
     let r = match cli.cmd {
         Cmd::Generate(a) => cmd_generate(a),
+        Cmd::Data(c) => data::run(c),
+        Cmd::Eval(a) => eval::run(*a),
     };
     if let Err(e) = r {
         eprintln!("error: {e:#}");

@@ -3,10 +3,12 @@
 //! stop strings, and the log-probability of every sampled token.
 
 use anyhow::{bail, Result};
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
 use serde::{Deserialize, Serialize};
 use tch::{Kind, Tensor};
 
-use crate::llama::{AttnMask, KvCache, Model};
+use crate::llama::{AttnMask, KvCache, Model, SharedPrefix};
 use crate::tokenizer::Tokenizer;
 
 /// How to sample. `temperature == 0` is greedy decoding.
@@ -18,7 +20,7 @@ pub struct SamplingParams {
     pub top_p: f64,
     /// Keep only the `top_k` most likely tokens (0 = off).
     pub top_k: usize,
-    /// Seed of libtorch's generator for this call (None: continue the current stream).
+    /// Seed of this call's sampler (None: a random seed).
     pub seed: Option<u64>,
     /// Token ids that end a sequence (kept in the output). Empty: the model's EOS ids.
     pub stop_token_ids: Vec<u32>,
@@ -63,7 +65,9 @@ pub struct Completion {
 }
 
 /// Pick the next token of every row of `logits` `[B, V]`; returns (tokens `[B]`, log-probs `[B]`).
-pub fn sample(logits: &Tensor, p: &SamplingParams) -> (Tensor, Tensor) {
+/// Sampling draws one uniform number per row from `rng` (inverse-CDF sampling), so a seeded call
+/// is reproducible whatever else uses libtorch's global generator at the same time.
+pub fn sample(logits: &Tensor, p: &SamplingParams, rng: &mut StdRng) -> (Tensor, Tensor) {
     let logits = logits.to_kind(Kind::Float);
     if p.temperature <= 0.0 {
         let tok = logits.argmax(-1, false);
@@ -91,9 +95,19 @@ pub fn sample(logits: &Tensor, p: &SamplingParams) -> (Tensor, Tensor) {
         let drop = drop_sorted.scatter(1, &idx, &drop_sorted);
         filtered = filtered.masked_fill(&drop, f64::NEG_INFINITY);
     }
-    let tok = filtered
-        .softmax(-1, Kind::Float)
-        .multinomial(1, false)
+    let probs = filtered.softmax(-1, Kind::Float);
+    let cdf = probs.cumsum(-1, Kind::Float);
+    let rows = cdf.size()[0];
+    let u: Vec<f32> = (0..rows).map(|_| rng.random::<f32>()).collect();
+    let total = cdf.narrow(1, vocab - 1, 1);
+    let target = Tensor::from_slice(&u)
+        .view([rows, 1])
+        .to_device(cdf.device())
+        * total;
+    // First token whose cumulative probability exceeds the target: never a zero-probability one.
+    let tok = target
+        .searchsorted(&cdf, false, true, "right", None::<Tensor>)
+        .clamp_max(vocab - 1)
         .squeeze_dim(1);
     let lp = logp.gather(1, &tok.unsqueeze(1), false).squeeze_dim(1);
     (tok, lp)
@@ -166,23 +180,20 @@ fn prefill(
     let padded = suffixes.iter().any(|x| x.len() as i64 != lmax);
     let ids = Tensor::from_slice(&ids).view([b0, lmax]).to_device(dev);
     let mask = Tensor::from_slice(&mask).view([b0, lmax]).to_device(dev);
-    let (p, cap) = (p as i64, p as i64 + lmax + extra);
+    let (p, cap) = (p as i64, lmax + extra);
     let mut cache = KvCache::new(&model.config, b0, cap, model.kind, dev);
     if let (Some(pc), true) = (prefix, p > 0) {
-        for (dst, src) in cache
-            .k
-            .iter_mut()
-            .chain(cache.v.iter_mut())
-            .zip(pc.cache.k.iter().chain(pc.cache.v.iter()))
-        {
-            dst.narrow(2, 0, p).copy_(&src.narrow(2, 0, p));
-        }
-        cache.len = p;
+        // The rows attend to the prefix's keys and values in place (batch 1), not to copies.
+        cache.shared = Some(SharedPrefix {
+            k: pc.cache.k.iter().map(|t| t.narrow(2, 0, p)).collect(),
+            v: pc.cache.v.iter().map(|t| t.narrow(2, 0, p)).collect(),
+            len: p,
+        });
     }
     let pos = (mask.cumsum(1, Kind::Int64) - 1).clamp_min(0) + p;
     let attn = if padded {
         let km = Tensor::ones([b0, cap], (Kind::Bool, dev));
-        km.narrow(1, p, lmax).copy_(&mask);
+        km.narrow(1, 0, lmax).copy_(&mask);
         let causal = Tensor::ones([lmax, lmax], (Kind::Bool, dev)).tril(0);
         // A pad query sees only itself (its output is never used), so no row is empty.
         let eye = Tensor::eye(lmax, (Kind::Bool, dev));
@@ -190,17 +201,8 @@ fn prefill(
             .unsqueeze(0)
             .logical_and(&mask.unsqueeze(1))
             .logical_or(&eye.unsqueeze(0));
-        let m = if p > 0 {
-            Tensor::cat(&[Tensor::ones([b0, lmax, p], (Kind::Bool, dev)), m], 2)
-        } else {
-            m
-        };
         cache.key_mask = Some(km);
         AttnMask::Explicit(m.unsqueeze(1))
-    } else if p > 0 {
-        let causal = Tensor::ones([lmax, lmax], (Kind::Bool, dev)).tril(0);
-        let m = Tensor::cat(&[Tensor::ones([lmax, p], (Kind::Bool, dev)), causal], 1);
-        AttnMask::Explicit(m.view([1, 1, lmax, p + lmax]))
     } else {
         AttnMask::Causal
     };
@@ -253,9 +255,10 @@ pub fn generate_with_prefix(
     if !params.stop_strings.is_empty() && tokenizer.is_none() {
         bail!("stop strings need a tokenizer");
     }
-    if let Some(s) = params.seed {
-        tch::manual_seed(s as i64);
-    }
+    let mut rng = match params.seed {
+        Some(s) => StdRng::seed_from_u64(s),
+        None => StdRng::from_rng(&mut rand::rng()),
+    };
     let stop_ids: Vec<i64> = if params.stop_token_ids.is_empty() {
         model
             .config
@@ -291,7 +294,7 @@ pub fn generate_with_prefix(
         // active[i] = which output the i-th cache row feeds.
         let mut active: Vec<usize> = (0..outs.len()).collect();
         for step in 0..params.max_new_tokens {
-            let (tok, lp) = sample(&logits, params);
+            let (tok, lp) = sample(&logits, params, &mut rng);
             let toks: Vec<i64> = Vec::<i64>::try_from(&tok.to_device(tch::Device::Cpu))?;
             let lps: Vec<f32> =
                 Vec::<f32>::try_from(&lp.to_device(tch::Device::Cpu).to_kind(Kind::Float))?;
@@ -337,4 +340,63 @@ pub fn generate_with_prefix(
         }
         Ok(outs)
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn draw(probs: &[f64], p: &SamplingParams, n: usize) -> Vec<usize> {
+        let logits = Tensor::from_slice(&probs.iter().map(|&x| x.ln() as f32).collect::<Vec<_>>())
+            .view([1, -1])
+            .repeat([n as i64, 1]);
+        let mut rng = StdRng::seed_from_u64(1);
+        let (tok, _) = sample(&logits, p, &mut rng);
+        let mut counts = vec![0usize; probs.len()];
+        for t in Vec::<i64>::try_from(&tok).unwrap() {
+            counts[t as usize] += 1;
+        }
+        counts
+    }
+
+    #[test]
+    fn sampling_follows_the_distribution_and_never_picks_zero_probability() {
+        let probs = [0.1, 0.0, 0.6, 0.3];
+        let p = SamplingParams {
+            temperature: 1.0,
+            ..Default::default()
+        };
+        let c = draw(&probs, &p, 20_000);
+        assert_eq!(c[1], 0);
+        for (i, &q) in probs.iter().enumerate() {
+            let f = c[i] as f64 / 20_000.0;
+            assert!((f - q).abs() < 0.015, "token {i}: {f} vs {q}");
+        }
+    }
+
+    #[test]
+    fn top_k_and_top_p_truncate() {
+        let probs = [0.5, 0.3, 0.15, 0.05];
+        let k2 = draw(
+            &probs,
+            &SamplingParams {
+                top_k: 2,
+                ..Default::default()
+            },
+            5000,
+        );
+        assert_eq!(k2[2] + k2[3], 0);
+        assert!((k2[0] as f64 / 5000.0 - 0.625).abs() < 0.03);
+        // top_p 0.7: 0.5 alone is below 0.7, so 0.3 stays; 0.15 and 0.05 go.
+        let p7 = draw(
+            &probs,
+            &SamplingParams {
+                top_p: 0.7,
+                ..Default::default()
+            },
+            5000,
+        );
+        assert_eq!(p7[2] + p7[3], 0);
+        assert!(p7[1] > 0);
+    }
 }

@@ -51,6 +51,61 @@ fn rotate_half(x: &Tensor) -> Tensor {
     Tensor::cat(&[-x2, x1], -1)
 }
 
+/// Attention of queries `q` `[B, H, T, D]` over a prefix shared by every row (`kp`, `vp`:
+/// `[1, KV, P, D]`, fully visible) followed by each row's own keys (`ks`, `vs`: `[B, KV, S, D]`,
+/// visibility from `mask`). One softmax over both parts, exactly as if the prefix were copied
+/// into every row, but the prefix is read once for the whole batch.
+fn cascade_attention(
+    q: &Tensor,
+    kp: &Tensor,
+    vp: &Tensor,
+    ks: &Tensor,
+    vs: &Tensor,
+    mask: &AttnMask,
+) -> Tensor {
+    let (b, h, t, d) = q.size4().unwrap();
+    let kv = kp.size()[1];
+    let (p, s) = (kp.size()[2], ks.size()[2]);
+    let g = h / kv;
+    let scale = 1.0 / (d as f64).sqrt();
+    let fk = Kind::Float;
+    // Rows and query positions become one long query axis per KV head for the shared part.
+    let qg = q.contiguous().view([b, kv, g, t, d]);
+    let qp = qg.permute([1, 2, 0, 3, 4]).reshape([1, kv, g * b * t, d]);
+    let sp = (qp.matmul(&kp.transpose(-1, -2)).to_kind(fk) * scale)
+        .view([kv, g, b, t, p])
+        .permute([2, 0, 1, 3, 4])
+        .reshape([b, h, t, p]);
+    let ss = (qg
+        .view([b, kv, g * t, d])
+        .matmul(&ks.transpose(-1, -2))
+        .to_kind(fk)
+        * scale)
+        .view([b, h, t, s]);
+    let ss = match mask {
+        AttnMask::All => ss,
+        AttnMask::Causal => {
+            let m = Tensor::ones([t, s], (Kind::Bool, q.device())).tril(s - t);
+            ss.masked_fill(&m.logical_not(), f64::NEG_INFINITY)
+        }
+        AttnMask::Explicit(m) => ss.masked_fill(&m.logical_not(), f64::NEG_INFINITY),
+    };
+    let probs = Tensor::cat(&[sp, ss], -1).softmax(-1, fk).to_kind(q.kind());
+    let pp = probs
+        .narrow(-1, 0, p)
+        .view([b, kv, g, t, p])
+        .permute([1, 2, 0, 3, 4])
+        .reshape([1, kv, g * b * t, p]);
+    let op = pp
+        .matmul(vp)
+        .view([kv, g, b, t, d])
+        .permute([2, 0, 1, 3, 4])
+        .reshape([b, h, t, d]);
+    let ps = probs.narrow(-1, p, s).reshape([b, kv, g * t, s]);
+    let os = ps.matmul(vs).view([b, h, t, d]);
+    op + os
+}
+
 /// One decoder layer's attention.
 pub struct Attention {
     pub q_proj: Linear,
@@ -96,6 +151,18 @@ pub struct KvCache {
     pub key_mask: Option<Tensor>,
     /// `[B]` int64: position id of the next token of each row.
     pub next_pos: Tensor,
+    /// Keys and values of a prompt prefix that every row shares, stored once (batch 1) and
+    /// attended to by all rows ("cascade" attention) instead of being copied into every row.
+    pub shared: Option<SharedPrefix>,
+}
+
+/// Per-layer keys and values `[1, kv_heads, P, head_dim]` of a prefix shared by all rows of a
+/// [`KvCache`]; the rows' own positions come after it.
+#[derive(Debug)]
+pub struct SharedPrefix {
+    pub k: Vec<Tensor>,
+    pub v: Vec<Tensor>,
+    pub len: i64,
 }
 
 impl KvCache {
@@ -113,6 +180,7 @@ impl KvCache {
             len: 0,
             key_mask: None,
             next_pos: Tensor::zeros([batch], (Kind::Int64, device)),
+            shared: None,
         }
     }
 
@@ -459,13 +527,22 @@ impl Model {
                 }
                 None => (k, v),
             };
-            let (m, causal) = match mask {
-                AttnMask::Causal => (None, true),
-                AttnMask::All => (None, false),
-                AttnMask::Explicit(m) => (Some(m), false),
+            let shared = cache
+                .as_deref()
+                .and_then(|c| c.shared.as_ref())
+                .filter(|sp| sp.len > 0);
+            let o = if let Some(sp) = shared {
+                let kp = sp.k[i].narrow(2, 0, sp.len);
+                let vp = sp.v[i].narrow(2, 0, sp.len);
+                cascade_attention(&q, &kp, &vp, &k, &v, mask)
+            } else {
+                let (m, causal) = match mask {
+                    AttnMask::Causal => (None, true),
+                    AttnMask::All => (None, false),
+                    AttnMask::Explicit(m) => (Some(m), false),
+                };
+                Tensor::scaled_dot_product_attention(&q, &k, &v, m, 0.0, causal, None, kvh != nh)
             };
-            let o =
-                Tensor::scaled_dot_product_attention(&q, &k, &v, m, 0.0, causal, None, kvh != nh);
             let o = o.transpose(1, 2).reshape([b, t, nh * hd]);
             x = x + a.o_proj.forward(&o, self.training);
             let h = rms_norm(&x, &layer.post_attention_layernorm, cfg.rms_norm_eps);

@@ -11,12 +11,15 @@
 //! * [`metrics`] — ranking, threshold and calibration metrics that match scikit-learn, plus seeded
 //!   bootstrap intervals.
 //!
-//! Model-dependent scoring lives elsewhere; nothing here depends on libtorch.
+//! * [`score`] — scoring content with a model: verdict-token, Monte-Carlo and greedy scores.
 
 pub mod dataset;
+pub mod eval;
 pub mod metrics;
 pub mod policy;
 pub mod prompt;
+pub mod report;
+pub mod score;
 pub mod verdict;
 
 pub use dataset::{Record, Split};

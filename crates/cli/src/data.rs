@@ -1,0 +1,140 @@
+//! `modrl data import|stats`: raw public datasets to canonical JSONL with stratified splits.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+use clap::{Args, Subcommand, ValueEnum};
+use modrl_moderation::dataset::{self, ReadOptions, SplitConfig, Task};
+use modrl_moderation::Record;
+
+#[derive(Subcommand)]
+pub enum DataCmd {
+    /// Convert a raw dataset to canonical JSONL ({id, text, label, categories, rationale, slices,
+    /// split}) with deterministic stratified train/val/test splits.
+    Import(ImportArgs),
+    /// Size, prevalence per label, category and split of a canonical JSONL or CSV file.
+    Stats {
+        /// The data file.
+        file: PathBuf,
+    },
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+pub enum Source {
+    /// Davidson et al. 2017 tweets (labeled_data.csv).
+    Davidson,
+    /// ETHOS binary (Ethos_Dataset_Binary.csv; the multi-label file beside it adds categories).
+    Ethos,
+    /// HateXplain val + test with human rationales (the folder).
+    Hatexplain,
+    /// Prompt-harm: GuardReasoner 5k + WildGuard benchmark (the folder).
+    PromptHarm,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+pub enum TaskArg {
+    /// Only hate speech is violating.
+    Hate,
+    /// Hate or offensive language is violating.
+    Offensive,
+}
+
+#[derive(Args)]
+pub struct ImportArgs {
+    #[arg(long, value_enum)]
+    source: Source,
+    /// The raw file (davidson, ethos) or folder (hatexplain, prompt-harm).
+    #[arg(long = "in")]
+    input: PathBuf,
+    #[arg(long)]
+    out: PathBuf,
+    /// Binary task for multi-class sources.
+    #[arg(long, value_enum, default_value = "hate")]
+    task: TaskArg,
+    #[arg(long, default_value_t = 0.8)]
+    train: f64,
+    #[arg(long, default_value_t = 0.1)]
+    val: f64,
+    #[arg(long, default_value_t = 0.1)]
+    test: f64,
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+}
+
+pub fn run(cmd: DataCmd) -> Result<()> {
+    match cmd {
+        DataCmd::Import(a) => import(a),
+        DataCmd::Stats { file } => {
+            let recs = read_records(&file, false)?;
+            println!("{}", dataset::stats(&recs));
+            Ok(())
+        }
+    }
+}
+
+fn import(a: ImportArgs) -> Result<()> {
+    let task = match a.task {
+        TaskArg::Hate => Task::Hate,
+        TaskArg::Offensive => Task::Offensive,
+    };
+    let mut recs = match a.source {
+        Source::Davidson => dataset::import_davidson(&a.input, task)?,
+        Source::Ethos => {
+            let multi = a.input.with_file_name("Ethos_Dataset_Multi_Label.csv");
+            dataset::import_ethos(&a.input, multi.exists().then_some(multi.as_path()))?
+        }
+        Source::Hatexplain => dataset::import_hatexplain(&a.input, task)?,
+        Source::PromptHarm => dataset::import_prompt_harm(&a.input)?,
+    };
+    let cfg = SplitConfig {
+        train: a.train,
+        val: a.val,
+        test: a.test,
+        seed: a.seed,
+        keep_existing: true,
+    };
+    dataset::assign_splits(&mut recs, &cfg)?;
+    if let Some(parent) = a.out.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::create_dir_all(parent)
+            .with_context(|| format!("cannot create {}", parent.display()))?;
+    }
+    dataset::write_jsonl(&a.out, &recs)?;
+    eprintln!("wrote {} records to {}", recs.len(), a.out.display());
+    println!("{}", dataset::stats(&recs));
+    Ok(())
+}
+
+/// Read canonical records from `.jsonl` (or `.json` lines) or a `.csv` with `id,text,label`
+/// columns.
+pub fn read_records(path: &Path, skip_bad_rows: bool) -> Result<Vec<Record>> {
+    let opts = if skip_bad_rows {
+        ReadOptions::skipping()
+    } else {
+        ReadOptions::default()
+    };
+    let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("");
+    let out = match ext {
+        "csv" => {
+            let mut m = dataset::CsvMapping::new("text", "label");
+            m.id = Some("id".into());
+            dataset::read_csv(path, &m, &opts)?
+        }
+        "jsonl" | "json" | "ndjson" => dataset::read_jsonl(path, &opts)?,
+        other => bail!(
+            "{}: unknown data format {other:?} (expected .jsonl or .csv)",
+            path.display()
+        ),
+    };
+    if out.skipped > 0 {
+        eprintln!(
+            "warning: {}: skipped {} bad rows; first: {}",
+            path.display(),
+            out.skipped,
+            out.errors
+                .first()
+                .map(|e| e.to_string())
+                .unwrap_or_default()
+        );
+    }
+    Ok(out.records)
+}

@@ -1,0 +1,257 @@
+//! `modrl eval`: score a dataset under a policy, write scores.jsonl (resumable), metrics.json and
+//! report.html / report.md; `--compare A B` puts two reports side by side.
+
+use std::collections::HashSet;
+use std::path::PathBuf;
+
+use anyhow::{bail, Context, Result};
+use clap::Args;
+use indicatif::{ProgressBar, ProgressStyle};
+use modrl_moderation::eval::{evaluate, EvalOptions, ScoredRow, ScoresWriter};
+use modrl_moderation::prompt::Variant;
+use modrl_moderation::report::{compare_reports, write_report, ReportMeta};
+use modrl_moderation::score::{ItemScore, ScoreConfig, Scorer, ScoringMode};
+use modrl_moderation::{Policy, Record};
+
+use crate::ModelArgs;
+
+#[derive(Args)]
+pub struct EvalArgs {
+    #[command(flatten)]
+    pub model: Option<ModelArgs>,
+    /// Policy file (TOML).
+    #[arg(long)]
+    pub policy: Option<PathBuf>,
+    /// Data file: canonical JSONL ({"id","text","label"} at least) or CSV with id,text,label.
+    #[arg(long)]
+    pub data: Option<PathBuf>,
+    /// verdict-token, greedy, or mc[:N[:T]] (Monte-Carlo, default N = 32, T = 1).
+    #[arg(long, default_value = "verdict-token")]
+    pub scoring: String,
+    /// Output folder (scores.jsonl, val_scores.jsonl, metrics.json, report.html, report.md).
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Split to evaluate when records carry splits.
+    #[arg(long, default_value = "test")]
+    pub split: String,
+    /// Split to choose the threshold on (best F1); "none" to choose on the evaluated split.
+    #[arg(long, default_value = "val")]
+    pub val_split: String,
+    /// Evaluate at most this many items (the first in file order), and as many validation items.
+    #[arg(long)]
+    pub limit: Option<usize>,
+    /// Use this decision threshold instead of choosing one.
+    #[arg(long)]
+    pub threshold: Option<f64>,
+    /// Prompt variant for reasoning modes: standard or reflection.
+    #[arg(long, default_value = "standard")]
+    pub variant: String,
+    #[arg(long, default_value_t = 384)]
+    pub max_new_tokens: usize,
+    /// Most sequences decoded at once (MC: items per batch = batch_rows / N).
+    #[arg(long, default_value_t = 32)]
+    pub batch_rows: usize,
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    #[arg(long, default_value_t = 1000)]
+    pub bootstrap: usize,
+    /// Skip malformed data rows (counted) instead of stopping at the first.
+    #[arg(long)]
+    pub skip_bad_rows: bool,
+    /// Fold the system message into the user turn (templates without a system role).
+    #[arg(long)]
+    pub no_system_role: bool,
+    /// Compare two report folders instead (writes compare.html / compare.md into --out).
+    #[arg(long, num_args = 2, value_names = ["A", "B"])]
+    pub compare: Option<Vec<PathBuf>>,
+}
+
+pub fn parse_variant(s: &str) -> Result<Variant> {
+    match s {
+        "standard" => Ok(Variant::Standard),
+        "reflection" => Ok(Variant::Reflection),
+        other => bail!("unknown prompt variant {other:?}: expected standard or reflection"),
+    }
+}
+
+fn to_row(r: &Record, s: &ItemScore) -> ScoredRow {
+    let mut row = ScoredRow::new(r.id.clone(), r.label, s.score);
+    row.split = r.split.map(|x| x.as_str().to_string());
+    row.categories = r.categories.clone();
+    row.slices = r.slices.clone();
+    row.pred_label = s.pred_label;
+    row.pred_category = s.pred_category.clone();
+    row.format_ok = s.format_ok;
+    row.failure = s.failure.clone();
+    row.reasoning_words = s.reasoning_words;
+    row.n_samples = Some(s.n_samples);
+    row
+}
+
+/// Score `records` into the scores file at `path`, skipping ids already there; returns all rows.
+pub fn score_into(
+    scorer: &Scorer,
+    records: &[&Record],
+    path: &std::path::Path,
+    what: &str,
+) -> Result<Vec<ScoredRow>> {
+    let (mut writer, done, mut rows) = ScoresWriter::open_append(path)?;
+    let ids: HashSet<&str> = records.iter().map(|r| r.id.as_str()).collect();
+    rows.retain(|r| ids.contains(r.id.as_str()));
+    let todo: Vec<&Record> = records
+        .iter()
+        .copied()
+        .filter(|r| !done.contains(&r.id))
+        .collect();
+    if !done.is_empty() {
+        eprintln!(
+            "{what}: {} items already scored in {}, {} to go",
+            rows.len(),
+            path.display(),
+            todo.len()
+        );
+    }
+    let pb = ProgressBar::new(todo.len() as u64);
+    pb.set_style(
+        ProgressStyle::with_template(
+            "{prefix} [{elapsed_precise}] {wide_bar} {pos}/{len} {per_sec} ETA {eta}",
+        )
+        .unwrap(),
+    );
+    pb.set_prefix(what.to_string());
+    for chunk in todo.chunks(scorer.items_per_batch()) {
+        let texts: Vec<&str> = chunk.iter().map(|r| r.text.as_str()).collect();
+        let scores = scorer.score_batch(&texts)?;
+        for (r, s) in chunk.iter().zip(&scores) {
+            let row = to_row(r, s);
+            writer.append(&row)?;
+            rows.push(row);
+        }
+        pb.inc(chunk.len() as u64);
+    }
+    pb.finish_and_clear();
+    Ok(rows)
+}
+
+pub fn run(a: EvalArgs) -> Result<()> {
+    if let Some(ab) = &a.compare {
+        let written = compare_reports(&ab[0], &ab[1], &a.out)?;
+        for p in written {
+            eprintln!("wrote {}", p.display());
+        }
+        return Ok(());
+    }
+    let margs = a
+        .model
+        .as_ref()
+        .context("--model is required (or --compare A B)")?;
+    let policy_path = a.policy.as_ref().context("--policy is required")?;
+    let data_path = a.data.as_ref().context("--data is required")?;
+    let policy = Policy::load(policy_path)?;
+    let mode: ScoringMode = a.scoring.parse()?;
+    let records = crate::data::read_records(data_path, a.skip_bad_rows)?;
+    if records.is_empty() {
+        bail!("{}: no records", data_path.display());
+    }
+    let has_splits = records.iter().any(|r| r.split.is_some());
+    let pick = |split: &str| -> Vec<&Record> {
+        let mut v: Vec<&Record> = records
+            .iter()
+            .filter(|r| r.split.map(|s| s.as_str()) == Some(split))
+            .collect();
+        if let Some(n) = a.limit {
+            v.truncate(n);
+        }
+        v
+    };
+    let (test, val): (Vec<&Record>, Vec<&Record>) = if has_splits {
+        let t = pick(&a.split);
+        if t.is_empty() {
+            bail!("{}: no records in split {:?}", data_path.display(), a.split);
+        }
+        let v = if a.val_split == "none" || a.threshold.is_some() {
+            vec![]
+        } else {
+            pick(&a.val_split)
+        };
+        (t, v)
+    } else {
+        let mut t: Vec<&Record> = records.iter().collect();
+        if let Some(n) = a.limit {
+            t.truncate(n);
+        }
+        (t, vec![])
+    };
+    std::fs::create_dir_all(&a.out)
+        .with_context(|| format!("cannot create {}", a.out.display()))?;
+    let (model, tok) = crate::load_model(margs)?;
+    let cfg = ScoreConfig {
+        mode,
+        variant: parse_variant(&a.variant)?,
+        max_new_tokens: a.max_new_tokens,
+        batch_rows: a.batch_rows,
+        seed: a.seed,
+        no_system_role: a.no_system_role,
+    };
+    let scorer = Scorer::new(&model, &tok, &policy, cfg)?;
+    eprintln!(
+        "scoring {} test + {} validation items with {} (shared prompt prefix: {} tokens)",
+        test.len(),
+        val.len(),
+        mode.describe(),
+        scorer.prefix_len()
+    );
+    let t0 = std::time::Instant::now();
+    let val_rows = if val.is_empty() {
+        None
+    } else {
+        Some(score_into(
+            &scorer,
+            &val,
+            &a.out.join("val_scores.jsonl"),
+            "val",
+        )?)
+    };
+    let test_rows = score_into(&scorer, &test, &a.out.join("scores.jsonl"), "test")?;
+    let secs = t0.elapsed().as_secs_f64();
+    let opts = EvalOptions {
+        threshold: a.threshold,
+        bootstrap: a.bootstrap,
+        seed: a.seed,
+    };
+    let metrics = evaluate(&test_rows, val_rows.as_deref(), &opts);
+    let meta = ReportMeta {
+        title: format!(
+            "{} on {}",
+            policy.id,
+            data_path
+                .file_name()
+                .map(|f| f.to_string_lossy().into_owned())
+                .unwrap_or_default()
+        ),
+        model: margs.describe(),
+        policy_id: policy.id.clone(),
+        policy_version: policy.version.to_string(),
+        data_file: data_path.display().to_string(),
+        scoring_mode: mode.describe(),
+        command: std::env::args().collect::<Vec<_>>().join(" "),
+        timestamp: crate::now_utc(),
+        extra: vec![
+            ("prompt variant".into(), format!("{:?}", scorer.cfg.variant)),
+            ("scoring time (this run)".into(), format!("{secs:.1} s")),
+        ],
+    };
+    write_report(&a.out, &metrics, &meta)?;
+    let j = serde_json::to_value(&metrics)?;
+    println!(
+        "n={} pr_auc={} roc_auc={} f1={} ece={} format_failure_rate={}  -> {}",
+        j["n"],
+        j["pr_auc"],
+        j["roc_auc"],
+        j["f1"],
+        j["ece"],
+        j["format_failure_rate"],
+        a.out.join("report.html").display()
+    );
+    Ok(())
+}

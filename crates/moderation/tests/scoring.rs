@@ -1,0 +1,111 @@
+//! Scoring on the default model: the shared policy prefix changes nothing, and each mode returns
+//! well-formed scores.
+
+use std::path::Path;
+
+use modrl_model::{next_token_logits, Device, Kind};
+use modrl_moderation::score::{ScoreConfig, Scorer, ScoringMode};
+use modrl_moderation::Policy;
+
+fn root() -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+fn setup() -> (modrl_model::Model, modrl_model::Tokenizer, Policy) {
+    let dir = root().join("models/smollm2-135m-instruct");
+    assert!(
+        dir.exists(),
+        "{} missing: run scripts/setup.sh",
+        dir.display()
+    );
+    let (m, t) = modrl_model::load(&dir, Device::Cpu, Kind::Float).unwrap();
+    let p = Policy::load(root().join("configs/policies/hate-speech.toml")).unwrap();
+    (m, t, p)
+}
+
+const TEXTS: [&str; 3] = [
+    "I hope you have a wonderful day, neighbour!",
+    "People like them are vermin and should be wiped out.",
+    "ok",
+];
+
+#[test]
+fn verdict_token_scores_equal_the_unshared_computation() {
+    let (model, tok, policy) = setup();
+    let scorer = Scorer::new(
+        &model,
+        &tok,
+        &policy,
+        ScoreConfig {
+            mode: ScoringMode::VerdictToken,
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    assert!(
+        scorer.prefix_len() > 200,
+        "the policy prefix should be long, got {}",
+        scorer.prefix_len()
+    );
+    let got = scorer.score_batch(&TEXTS).unwrap();
+    let prompts: Vec<Vec<u32>> = TEXTS
+        .iter()
+        .map(|t| scorer.prompt_ids(t).unwrap())
+        .collect();
+    let logits = next_token_logits(&model, None, &prompts)
+        .unwrap()
+        .log_softmax(-1, Kind::Float);
+    let v = tok.encode("{\"label\": \"violating").unwrap();
+    let n = tok.encode("{\"label\": \"non_violating").unwrap();
+    let base = tok.encode("{\"label\": \"").unwrap().len();
+    for (i, s) in got.iter().enumerate() {
+        let pv = logits.double_value(&[i as i64, v[base] as i64]).exp();
+        let pn = logits.double_value(&[i as i64, n[base] as i64]).exp();
+        assert!(
+            (s.score - pv / (pv + pn)).abs() < 1e-4,
+            "item {i}: {} vs {}",
+            s.score,
+            pv / (pv + pn)
+        );
+        assert!((0.0..=1.0).contains(&s.score));
+    }
+}
+
+#[test]
+fn sampled_modes_return_one_score_per_item_with_samples() {
+    let (model, tok, policy) = setup();
+    let cfg = ScoreConfig {
+        mode: ScoringMode::MonteCarlo {
+            n: 3,
+            temperature: 1.0,
+        },
+        max_new_tokens: 40,
+        ..Default::default()
+    };
+    let scorer = Scorer::new(&model, &tok, &policy, cfg).unwrap();
+    let got = scorer.score_batch(&TEXTS[..2]).unwrap();
+    assert_eq!(got.len(), 2);
+    for s in &got {
+        assert_eq!(s.n_samples, 3);
+        assert!((0.0..=1.0).contains(&s.score) && (0.0..=1.0).contains(&s.format_ok_rate));
+        assert!(s.output.as_ref().is_some_and(|o| !o.is_empty()));
+        assert_eq!(s.format_ok, s.format_ok_rate > 0.0);
+    }
+    let greedy = Scorer::new(
+        &model,
+        &tok,
+        &policy,
+        ScoreConfig {
+            mode: ScoringMode::Greedy,
+            max_new_tokens: 40,
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    let a = greedy.score_batch(&TEXTS[..1]).unwrap();
+    let b = greedy.score_batch(&TEXTS[..1]).unwrap();
+    assert_eq!(
+        a[0].output, b[0].output,
+        "greedy scoring must be deterministic"
+    );
+}
