@@ -1,0 +1,1 @@
+//! Serving moderation classifiers over HTTP and in batch.
