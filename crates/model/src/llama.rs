@@ -20,13 +20,21 @@ pub struct Linear {
 }
 
 impl Linear {
-    pub fn forward(&self, x: &Tensor, train: bool) -> Tensor {
+    /// `mode`: whether dropout is active and whether the adapter (if any) is applied.
+    pub fn forward(&self, x: &Tensor, mode: Mode) -> Tensor {
         let y = x.linear(&self.weight, self.bias.as_ref());
         match &self.lora {
-            None => y,
-            Some(l) => y + l.delta(x, train),
+            Some(l) if mode.adapters => y + l.delta(x, mode.train),
+            _ => y,
         }
     }
+}
+
+/// How a forward pass treats dropout and LoRA adapters.
+#[derive(Debug, Clone, Copy)]
+pub struct Mode {
+    pub train: bool,
+    pub adapters: bool,
 }
 
 fn rms_norm(x: &Tensor, weight: &Tensor, eps: f64) -> Tensor {
@@ -184,6 +192,19 @@ impl KvCache {
         }
     }
 
+    /// A cache that holds only a prefix shared by `batch` rows; the rows' own keys and values are
+    /// not kept (for a training forward over whole sequences after the prefix).
+    pub fn shared_only(shared: SharedPrefix, batch: i64, device: Device) -> Self {
+        KvCache {
+            k: vec![],
+            v: vec![],
+            len: 0,
+            key_mask: None,
+            next_pos: Tensor::zeros([batch], (Kind::Int64, device)),
+            shared: Some(shared),
+        }
+    }
+
     pub fn batch(&self) -> i64 {
         self.k[0].size()[0]
     }
@@ -194,6 +215,9 @@ impl KvCache {
 
     /// Make room for `extra` more positions, growing the buffers if needed.
     pub fn reserve(&mut self, extra: i64) {
+        if self.k.is_empty() {
+            return;
+        }
         let need = self.len + extra;
         let cap = self.capacity();
         if need <= cap {
@@ -243,6 +267,8 @@ pub struct Model {
     pub kind: Kind,
     /// Enables dropout (LoRA dropout) in forward passes.
     pub training: bool,
+    /// Applies LoRA adapters (off = the base model, e.g. the frozen reference for a KL term).
+    pub adapters_enabled: bool,
 }
 
 fn inv_freq(cfg: &ModelConfig, device: Device) -> (Tensor, f64) {
@@ -394,6 +420,7 @@ impl Model {
             device,
             kind,
             training: false,
+            adapters_enabled: true,
         }
     }
 
@@ -488,6 +515,10 @@ impl Model {
         let emb = Tensor::cat(&[&freqs, &freqs], -1);
         let cos = emb.cos().to_kind(self.kind).unsqueeze(1);
         let sin = emb.sin().to_kind(self.kind).unsqueeze(1);
+        let mode = Mode {
+            train: self.training,
+            adapters: self.adapters_enabled,
+        };
         let offset = cache.as_ref().map_or(0, |c| c.len);
         if let Some(c) = cache.as_deref_mut() {
             c.reserve(t);
@@ -501,11 +532,11 @@ impl Model {
         for (i, layer) in self.layers.iter().enumerate() {
             let h = rms_norm(&x, &layer.input_layernorm, cfg.rms_norm_eps);
             let a = &layer.self_attn;
-            let mut q = a.q_proj.forward(&h, self.training).view([b, t, nh, hd]);
-            let mut k = a.k_proj.forward(&h, self.training).view([b, t, kvh, hd]);
+            let mut q = a.q_proj.forward(&h, mode).view([b, t, nh, hd]);
+            let mut k = a.k_proj.forward(&h, mode).view([b, t, kvh, hd]);
             let v = a
                 .v_proj
-                .forward(&h, self.training)
+                .forward(&h, mode)
                 .view([b, t, kvh, hd])
                 .transpose(1, 2);
             if let (Some(qn), Some(kn)) = (&a.q_norm, &a.k_norm) {
@@ -517,6 +548,8 @@ impl Model {
             let q = &q * &cos + rotate_half(&q) * &sin;
             let k = &k * &cos + rotate_half(&k) * &sin;
             let (k, v) = match cache.as_deref_mut() {
+                // A cache holding only a shared prefix (training): the rows' keys are used directly.
+                Some(c) if c.k.is_empty() => (k, v),
                 Some(c) => {
                     c.k[i].narrow(2, offset, t).copy_(&k);
                     c.v[i].narrow(2, offset, t).copy_(&v);
@@ -544,12 +577,11 @@ impl Model {
                 Tensor::scaled_dot_product_attention(&q, &k, &v, m, 0.0, causal, None, kvh != nh)
             };
             let o = o.transpose(1, 2).reshape([b, t, nh * hd]);
-            x = x + a.o_proj.forward(&o, self.training);
+            x = x + a.o_proj.forward(&o, mode);
             let h = rms_norm(&x, &layer.post_attention_layernorm, cfg.rms_norm_eps);
             let mlp = &layer.mlp;
-            let g = mlp.gate_proj.forward(&h, self.training).silu()
-                * mlp.up_proj.forward(&h, self.training);
-            x = x + mlp.down_proj.forward(&g, self.training);
+            let g = mlp.gate_proj.forward(&h, mode).silu() * mlp.up_proj.forward(&h, mode);
+            x = x + mlp.down_proj.forward(&g, mode);
         }
         if let Some(c) = cache {
             c.len = offset + t;

@@ -6,7 +6,7 @@ use anyhow::{bail, Result};
 use std::collections::BTreeMap;
 use tch::{Kind, Tensor};
 
-use crate::llama::{AttnMask, Model};
+use crate::llama::{AttnMask, KvCache, Model, SharedPrefix};
 
 /// Per-token results for a batch of (prompt, completion) pairs, right-padded to the longest completion.
 pub struct TokenLogprobs {
@@ -28,6 +28,21 @@ pub fn completion_logprobs(
     temperature: f64,
     with_entropy: bool,
 ) -> Result<TokenLogprobs> {
+    completion_logprobs_with_prefix(model, None, prompts, completions, temperature, with_entropy)
+}
+
+/// [`completion_logprobs`] computing a prompt prefix shared by the rows once: the prefix runs as
+/// one sequence (with gradients), and every row attends to its keys and values (cascade attention)
+/// instead of recomputing them. Rows share as many leading tokens with `prefix` as all of them have
+/// in common (each keeps at least one prompt token of its own).
+pub fn completion_logprobs_with_prefix(
+    model: &Model,
+    prefix: Option<&[u32]>,
+    prompts: &[&[u32]],
+    completions: &[&[u32]],
+    temperature: f64,
+    with_entropy: bool,
+) -> Result<TokenLogprobs> {
     if prompts.len() != completions.len() || prompts.is_empty() {
         bail!(
             "completion_logprobs needs as many prompts as completions (got {} and {})",
@@ -42,8 +57,23 @@ pub fn completion_logprobs(
         bail!("temperature must be positive");
     }
     let dev = model.device;
+    let p = match prefix {
+        Some(pre) => prompts
+            .iter()
+            .map(|x| {
+                pre.iter()
+                    .zip(x.iter())
+                    .take_while(|(a, b)| a == b)
+                    .count()
+                    .min(x.len() - 1)
+            })
+            .min()
+            .unwrap_or(0),
+        None => 0,
+    };
+    let suffixes: Vec<&[u32]> = prompts.iter().map(|x| &x[p..]).collect();
     let b = prompts.len();
-    let t = prompts
+    let t = suffixes
         .iter()
         .zip(completions)
         .map(|(p, c)| p.len() + c.len())
@@ -54,24 +84,45 @@ pub fn completion_logprobs(
     let mut gather_idx = vec![0i64; b * l];
     let mut targets = vec![0i64; b * l];
     let mut mask = vec![0f32; b * l];
-    for (r, (p, c)) in prompts.iter().zip(completions).enumerate() {
-        for (j, &x) in p.iter().chain(c.iter()).enumerate() {
+    for (r, (sfx, c)) in suffixes.iter().zip(completions).enumerate() {
+        for (j, &x) in sfx.iter().chain(c.iter()).enumerate() {
             ids[r * t + j] = x as i64;
         }
         for (j, &x) in c.iter().enumerate() {
-            // The hidden state at position (prompt_len - 1 + j) predicts completion token j.
-            gather_idx[r * l + j] = (p.len() - 1 + j) as i64;
+            // The hidden state at position (suffix_len - 1 + j) predicts completion token j.
+            gather_idx[r * l + j] = (sfx.len() - 1 + j) as i64;
             targets[r * l + j] = x as i64;
             mask[r * l + j] = 1.0;
         }
     }
-    let (bi, ti, li) = (b as i64, t as i64, l as i64);
+    let (bi, ti, li, pi) = (b as i64, t as i64, l as i64, p as i64);
     let ids = Tensor::from_slice(&ids).view([bi, ti]).to_device(dev);
-    let pos = Tensor::arange(ti, (Kind::Int64, dev))
+    let pos = (Tensor::arange(ti, (Kind::Int64, dev)) + pi)
         .unsqueeze(0)
         .expand([bi, ti], false);
     // Right padding: causal attention never lets a real token see the padding after it.
-    let hidden = model.forward_hidden(&ids, &pos, &AttnMask::Causal, None);
+    let hidden = if p > 0 {
+        let pre = Tensor::from_slice(
+            &prompts[0][..p]
+                .iter()
+                .map(|&x| x as i64)
+                .collect::<Vec<_>>(),
+        )
+        .view([1, pi])
+        .to_device(dev);
+        let mut pc = KvCache::new(&model.config, 1, pi, model.kind, dev);
+        let ppos = Tensor::arange(pi, (Kind::Int64, dev)).view([1, pi]);
+        let _ = model.forward_hidden(&pre, &ppos, &AttnMask::Causal, Some(&mut pc));
+        let shared = SharedPrefix {
+            k: pc.k,
+            v: pc.v,
+            len: pi,
+        };
+        let mut cache = KvCache::shared_only(shared, bi, dev);
+        model.forward_hidden(&ids, &pos, &AttnMask::Causal, Some(&mut cache))
+    } else {
+        model.forward_hidden(&ids, &pos, &AttnMask::Causal, None)
+    };
     let h = hidden.size()[2];
     let gi = Tensor::from_slice(&gather_idx)
         .view([bi, li, 1])

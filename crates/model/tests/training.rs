@@ -69,8 +69,8 @@ fn every_parameter_gets_a_gradient_matching_finite_differences() {
         for idx in [0i64, 7, 31] {
             let orig = flat.double_value(&[idx]);
             let eps = 1e-6;
-            let mut f = |x: f64| {
-                tch::no_grad(|| flat.get(idx).fill_(x));
+            let f = |x: f64| {
+                let _ = tch::no_grad(|| flat.get(idx).fill_(x));
                 loss(&model64).double_value(&[])
             };
             let num = (f(orig + eps) - f(orig - eps)) / (2.0 * eps);
@@ -165,4 +165,44 @@ fn saved_weights_load_in_transformers_with_the_same_logits() {
     let back = Model::load(&dir, Device::Cpu, Kind::Float).unwrap();
     let again = tch::no_grad(|| back.forward(&ids)).squeeze_dim(0);
     assert_eq!(max_abs_diff(&ours, &again), 0.0);
+}
+
+#[test]
+fn shared_prefix_training_forward_matches_unshared_loss_and_gradients() {
+    use modrl_model::train::completion_logprobs_with_prefix;
+    let prefix: Vec<u32> = vec![1, 70, 71, 72, 73, 74, 75];
+    let prompts: Vec<Vec<u32>> = vec![
+        [prefix.clone(), vec![10, 11]].concat(),
+        [prefix.clone(), vec![20]].concat(),
+        [prefix.clone(), vec![30, 31, 32]].concat(),
+    ];
+    let comps: Vec<Vec<u32>> = vec![vec![40, 41, 2], vec![50, 2], vec![60, 61, 62, 2]];
+    let run = |shared: bool| {
+        let mut model = tiny_model(9);
+        model.set_base_trainable(true);
+        let pr: Vec<&[u32]> = prompts.iter().map(|x| x.as_slice()).collect();
+        let cr: Vec<&[u32]> = comps.iter().map(|x| x.as_slice()).collect();
+        let pre = shared.then_some(prefix.as_slice());
+        let r = completion_logprobs_with_prefix(&model, pre, &pr, &cr, 0.9, true).unwrap();
+        let loss = -(r.logprobs.sum(Kind::Float)) + r.entropy.unwrap().sum(Kind::Float) * 0.1;
+        loss.backward();
+        let grads: Vec<Tensor> = model
+            .named_parameters()
+            .iter()
+            .map(|(_, t)| t.grad().copy())
+            .collect();
+        (loss.double_value(&[]), r.logprobs.detach(), grads)
+    };
+    let (l1, lp1, g1) = run(false);
+    let (l2, lp2, g2) = run(true);
+    assert!((l1 - l2).abs() < 1e-4, "loss {l1} vs {l2}");
+    assert!(max_abs_diff(&lp1, &lp2) < 1e-5);
+    for (a, b) in g1.iter().zip(&g2) {
+        let scale = a.abs().max().double_value(&[]).max(1e-3);
+        assert!(
+            max_abs_diff(a, b) / scale < 1e-4,
+            "gradient differs: {}",
+            max_abs_diff(a, b)
+        );
+    }
 }
