@@ -1,10 +1,10 @@
 //! Engine benchmark, our side: generation and full fine-tuning throughput of `modrl_model` on the
-//! prompts / token ids written by `bench/engine_peer.py prepare`. Prints one JSON object per call.
+//! prompts / token ids written by `bench/engine_peer.py prepare`.
 //!
-//!   modrl-bench-engine gen   --model DIR --data FILE --batch B --max-new N [--runs R] [--threads T]
-//!   modrl-bench-engine train --model DIR --data FILE --batch B --seq L [--runs R] [--threads T] [--lr LR]
-//!
-//! Every measurement is preceded by one untimed warm-up of the same shape.
+//!   modrl-bench-engine serve   --model DIR --data FILE [--threads T]
+//!       one timed run per request line (driven by `bench/engine_peer.py drive`, see `serve`)
+//!   modrl-bench-engine profile --model DIR --data FILE --batch B --max-new N [--threads T]
+//!       where generation time goes: prefill vs decode steps, with and without the padding mask
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -15,17 +15,6 @@ use modrl_model::llama::{AttnMask, KvCache};
 use modrl_model::train::{self, AdamW, AdamWConfig};
 use modrl_model::{generate, Device, Kind, Model, SamplingParams, Tensor};
 use serde_json::{json, Value};
-
-fn median(xs: &[f64]) -> f64 {
-    let mut v = xs.to_vec();
-    v.sort_by(|a, b| a.partial_cmp(b).unwrap());
-    let n = v.len();
-    if n % 2 == 1 {
-        v[n / 2]
-    } else {
-        0.5 * (v[n / 2 - 1] + v[n / 2])
-    }
-}
 
 struct Args {
     cmd: String,
@@ -67,18 +56,10 @@ fn ids_list(v: &Value, key: &str) -> Result<Vec<Vec<u32>>> {
         .collect()
 }
 
-fn bench_gen(model: &Model, data: &Value, args: &Args) -> Result<Value> {
-    let batch: usize = args.get("batch", None)?;
-    let max_new: usize = args.get("max-new", None)?;
-    let runs: usize = args.get("runs", Some(3))?;
-    let prompts = ids_list(data, "prompts")?;
-    if prompts.len() < batch {
-        bail!("data file has {} prompts, need {batch}", prompts.len());
-    }
-    let prompts = &prompts[..batch];
-    // Greedy decoding; the only stop token is one that is never produced (the peer sets
-    // min_new_tokens = max_new_tokens), so every row generates exactly max_new tokens. We count
-    // the tokens actually generated anyway.
+/// One timed `generate` call: greedy decoding; the only stop token is one that never occurs (the
+/// peer sets min_new_tokens = max_new_tokens), so every row makes exactly max_new tokens. The
+/// tokens actually generated are counted anyway.
+fn gen_once(model: &Model, prompts: &[Vec<u32>], max_new: usize) -> Result<Value> {
     let params = SamplingParams {
         max_new_tokens: max_new,
         temperature: 0.0,
@@ -86,85 +67,105 @@ fn bench_gen(model: &Model, data: &Value, args: &Args) -> Result<Value> {
         stop_token_ids: vec![u32::MAX],
         ..Default::default()
     };
-    let run = || -> Result<(f64, usize)> {
-        let t0 = Instant::now();
-        let out = generate(model, prompts, 1, &params, None)?;
-        let dt = t0.elapsed().as_secs_f64();
-        Ok((dt, out.iter().map(|c| c.token_ids.len()).sum()))
-    };
-    let (warm_s, _) = run()?;
-    let mut times = vec![];
-    let mut tokens = vec![];
-    for _ in 0..runs {
-        let (dt, n) = run()?;
-        times.push(dt);
-        tokens.push(n);
-    }
-    let tps: Vec<f64> = times.iter().zip(&tokens).map(|(t, &n)| n as f64 / t).collect();
-    let plen: Vec<usize> = prompts.iter().map(|p| p.len()).collect();
-    Ok(json!({
-        "side": "ours", "task": "gen", "batch": batch, "max_new_tokens": max_new,
-        "prompt_len_min": plen.iter().min(), "prompt_len_max": plen.iter().max(),
-        "warmup_s": warm_s, "times_s": times, "tokens": tokens, "tok_per_s": tps,
-        "median_tok_per_s": median(&tps),
-    }))
+    let t0 = Instant::now();
+    let out = generate(model, prompts, 1, &params, None)?;
+    let dt = t0.elapsed().as_secs_f64();
+    let n: usize = out.iter().map(|c| c.token_ids.len()).sum();
+    Ok(json!({"seconds": dt, "tokens": n}))
 }
 
-fn bench_train(model: &mut Model, data: &Value, args: &Args) -> Result<Value> {
-    let batch: usize = args.get("batch", None)?;
-    let seq: usize = args.get("seq", None)?;
-    let runs: usize = args.get("runs", Some(3))?;
-    let lr: f64 = args.get("lr", Some(1e-5))?;
-    let rows = ids_list(data, "train_ids")?;
-    if rows.len() < batch || rows.iter().any(|r| r.len() < seq) {
-        bail!("data file's train_ids are smaller than {batch} x {seq}");
+/// Full fine-tuning state for the training benchmark.
+struct Trainer {
+    prompts: Vec<Vec<u32>>,
+    completions: Vec<Vec<u32>>,
+    params: Vec<Tensor>,
+    opt: AdamW,
+    lr: f64,
+}
+
+impl Trainer {
+    fn new(model: &mut Model, data: &Value, batch: usize, seq: usize, lr: f64) -> Result<Trainer> {
+        let rows = ids_list(data, "train_ids")?;
+        if rows.len() < batch || rows.iter().any(|r| r.len() < seq) {
+            bail!("data file's train_ids are smaller than {batch} x {seq}");
+        }
+        // Next-token loss over every token: "prompt" = the first token, "completion" = the rest.
+        // That is the SFT loss path (hidden states -> logits -> log-softmax -> mean NLL), the same
+        // loss as transformers' `labels=input_ids`.
+        let prompts = rows[..batch].iter().map(|r| r[..1].to_vec()).collect();
+        let completions = rows[..batch].iter().map(|r| r[1..seq].to_vec()).collect();
+        model.set_base_trainable(true);
+        model.training = true;
+        let params: Vec<Tensor> = model.named_parameters().into_iter().map(|(_, t)| t).collect();
+        let opt = AdamW::new(&params, AdamWConfig { lr, ..Default::default() });
+        Ok(Trainer { prompts, completions, params, opt, lr })
     }
-    let rows: Vec<&[u32]> = rows[..batch].iter().map(|r| &r[..seq]).collect();
-    // Next-token loss over every token: "prompt" = the first token, "completion" = the rest, which
-    // is the SFT loss path (hidden states -> logits -> log-softmax -> mean NLL), the same loss as
-    // transformers' `labels=input_ids`.
-    let prompts: Vec<&[u32]> = rows.iter().map(|r| &r[..1]).collect();
-    let completions: Vec<&[u32]> = rows.iter().map(|r| &r[1..]).collect();
-    model.set_base_trainable(true);
-    model.training = true;
-    let params: Vec<Tensor> = model.named_parameters().into_iter().map(|(_, t)| t).collect();
-    let mut opt = AdamW::new(&params, AdamWConfig { lr, ..Default::default() });
-    let mut step = |model: &Model| -> Result<(f64, f64, [f64; 3])> {
+
+    /// zero-grad + forward + loss + backward + AdamW step, timed per phase.
+    fn step(&mut self, model: &Model) -> Result<Value> {
+        let p: Vec<&[u32]> = self.prompts.iter().map(|x| x.as_slice()).collect();
+        let c: Vec<&[u32]> = self.completions.iter().map(|x| x.as_slice()).collect();
         let t0 = Instant::now();
-        train::zero_grad(&params);
-        let loss = train::sft_loss(model, &prompts, &completions)?;
+        train::zero_grad(&self.params);
+        let loss = train::sft_loss(model, &p, &c)?;
         let loss_v = loss.double_value(&[]);
         let t1 = Instant::now();
         loss.backward();
         let t2 = Instant::now();
-        opt.step(&params, lr);
+        self.opt.step(&self.params, self.lr);
         let t3 = Instant::now();
-        let ph = [
-            (t1 - t0).as_secs_f64(),
-            (t2 - t1).as_secs_f64(),
-            (t3 - t2).as_secs_f64(),
-        ];
-        Ok(((t3 - t0).as_secs_f64(), loss_v, ph))
-    };
-    let (warm_s, loss0, _) = step(model)?;
-    let mut times = vec![];
-    let mut losses = vec![loss0];
-    let mut phases = vec![];
-    for _ in 0..runs {
-        let (dt, l, ph) = step(model)?;
-        times.push(dt);
-        losses.push(l);
-        phases.push(ph);
+        Ok(json!({
+            "seconds": (t3 - t0).as_secs_f64(), "loss": loss_v,
+            "phases": {"forward_loss": (t1 - t0).as_secs_f64(), "backward": (t2 - t1).as_secs_f64(),
+                       "optimizer": (t3 - t2).as_secs_f64()},
+        }))
     }
-    let ntok = (batch * seq) as f64;
-    let tps: Vec<f64> = times.iter().map(|t| ntok / t).collect();
-    let ph_med: Vec<f64> = (0..3).map(|i| median(&phases.iter().map(|p| p[i]).collect::<Vec<_>>())).collect();
-    Ok(json!({
-        "side": "ours", "task": "train", "batch": batch, "seq": seq, "lr": lr,
-        "warmup_s": warm_s, "times_s": times, "tok_per_s": tps, "median_tok_per_s": median(&tps),
-        "losses": losses,
-        "median_phase_s": {"forward_loss": ph_med[0], "backward": ph_med[1], "optimizer": ph_med[2]},
-    }))
+}
+
+/// Line protocol for `engine_peer.py drive`, which interleaves our runs with the peer's run by
+/// run: one JSON request per stdin line, one JSON answer per stdout line.
+///   {"op":"gen","batch":B,"max_new":N}      -> {"seconds":..,"tokens":..}
+///   {"op":"train_setup","batch":B,"seq":L,"lr":LR} -> {"ok":true}
+///   {"op":"train_step"}                     -> {"seconds":..,"loss":..,"phases":{..}}
+fn serve(model: &mut Model, data: &Value) -> Result<()> {
+    use std::io::{BufRead, Write};
+    let prompts = ids_list(data, "prompts")?;
+    let mut trainer: Option<Trainer> = None;
+    let stdout = std::io::stdout();
+    let say = |v: Value| -> Result<()> {
+        let mut o = stdout.lock();
+        writeln!(o, "{v}")?;
+        o.flush()?;
+        Ok(())
+    };
+    say(json!({"ready": true, "threads": tch::get_num_threads()}))?;
+    for line in std::io::stdin().lock().lines() {
+        let line = line?;
+        if line.trim().is_empty() {
+            continue;
+        }
+        let req: Value = serde_json::from_str(&line)?;
+        let num = |k: &str| req[k].as_f64().with_context(|| format!("request lacks {k}: {line}"));
+        let ans = match req["op"].as_str().unwrap_or("") {
+            "gen" => {
+                let b = num("batch")? as usize;
+                if prompts.len() < b {
+                    bail!("data file has {} prompts, need {b}", prompts.len());
+                }
+                gen_once(model, &prompts[..b], num("max_new")? as usize)?
+            }
+            "train_setup" => {
+                let t = Trainer::new(model, data, num("batch")? as usize, num("seq")? as usize, num("lr")?)?;
+                trainer = Some(t);
+                json!({"ok": true})
+            }
+            "train_step" => trainer.as_mut().context("train_step before train_setup")?.step(model)?,
+            "quit" => break,
+            other => bail!("unknown op {other:?}"),
+        };
+        say(ans)?;
+    }
+    Ok(())
 }
 
 /// Where generation time goes: the prefill and the decode steps, timed separately, with the
@@ -249,10 +250,9 @@ fn main() -> Result<()> {
     )?;
     let mut model = Model::load(&model_dir, Device::Cpu, Kind::Float)?;
     let mut out = match args.cmd.as_str() {
-        "gen" => bench_gen(&model, &data, &args)?,
-        "train" => bench_train(&mut model, &data, &args)?,
+        "serve" => return serve(&mut model, &data),
         "profile" => profile_gen(&model, &data, &args)?,
-        other => bail!("unknown command {other}: expected gen or train"),
+        other => bail!("unknown command {other}: expected serve or profile"),
     };
     out["threads"] = json!(tch::get_num_threads());
     println!("{}", serde_json::to_string(&out)?);

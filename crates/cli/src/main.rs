@@ -1,7 +1,10 @@
 //! `modrl`: train, evaluate and serve policy-aligned content-moderation classifiers.
 
+mod classify;
 mod data;
 mod eval;
+mod serve;
+mod train;
 
 use std::path::PathBuf;
 
@@ -29,6 +32,12 @@ enum Cmd {
     Data(data::DataCmd),
     /// Score a dataset under a policy and write metrics and a report (or compare two reports).
     Eval(Box<eval::EvalArgs>),
+    /// Train a classifier: SFT and/or GRPO-family RL on a policy and labelled data.
+    Train(train::TrainArgs),
+    /// Serve policies over HTTP: OpenAI-compatible moderations / completions / chat, /v1/classify.
+    Serve(Box<serve::ServeArgs>),
+    /// Classify a JSONL / CSV file under a policy (resumable), with a rejects file for bad rows.
+    Classify(Box<classify::ClassifyArgs>),
 }
 
 /// Where and how to load a model.
@@ -173,6 +182,9 @@ fn main() {
         Cmd::Generate(a) => cmd_generate(a),
         Cmd::Data(c) => data::run(c),
         Cmd::Eval(a) => eval::run(*a),
+        Cmd::Train(a) => train::run(a),
+        Cmd::Serve(a) => serve::run(*a),
+        Cmd::Classify(a) => classify::run(*a),
     };
     if let Err(e) = r {
         eprintln!("error: {e:#}");

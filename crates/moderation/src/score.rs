@@ -125,6 +125,55 @@ pub struct ItemScore {
     pub output: Option<String>,
 }
 
+/// Renders prompts of one policy and variant with a model's chat template.
+pub struct PromptRenderer<'a> {
+    pub tok: &'a Tokenizer,
+    pub policy: &'a Policy,
+    pub variant: Variant,
+    pub no_system_role: bool,
+}
+
+impl PromptRenderer<'_> {
+    /// Chat template + generation prompt + the variant's assistant prefix.
+    pub fn text(&self, content: &str) -> Result<String> {
+        let p = prompt::build(self.policy, content, self.variant);
+        let msgs = if self.no_system_role {
+            p.without_system_role()
+        } else {
+            p.messages.clone()
+        };
+        let msgs: Vec<modrl_model::Message> = msgs
+            .iter()
+            .map(|m| {
+                let role = serde_json::to_value(m.role)
+                    .ok()
+                    .and_then(|v| v.as_str().map(String::from))
+                    .unwrap_or_default();
+                modrl_model::Message::new(&role, m.content.clone())
+            })
+            .collect();
+        Ok(self.tok.apply_chat_template(&msgs, true)? + &p.assistant_prefix)
+    }
+
+    pub fn ids(&self, content: &str) -> Result<Vec<u32>> {
+        self.tok.encode(&self.text(content)?)
+    }
+
+    /// Tokens of the text every prompt shares (instruction + policy + the content header): the
+    /// common start of two renderings with different content.
+    pub fn prefix_ids(&self) -> Result<Vec<u32>> {
+        let a = self.text("A")?;
+        let b = self.text("B")?;
+        let common: String = a
+            .chars()
+            .zip(b.chars())
+            .take_while(|(x, y)| x == y)
+            .map(|(x, _)| x)
+            .collect();
+        self.tok.encode(&common)
+    }
+}
+
 /// Scores items of one policy with one model.
 pub struct Scorer<'a> {
     pub model: &'a Model,
@@ -188,27 +237,20 @@ impl<'a> Scorer<'a> {
     /// The full prompt text for one piece of content: chat template + generation prompt +
     /// assistant prefix.
     pub fn prompt_text(&self, content: &str) -> Result<String> {
-        let p = prompt::build(self.policy, content, self.cfg.variant);
-        let msgs = if self.cfg.no_system_role {
-            p.without_system_role()
-        } else {
-            p.messages.clone()
-        };
-        let msgs: Vec<modrl_model::Message> = msgs
-            .iter()
-            .map(|m| {
-                let role = serde_json::to_value(m.role)
-                    .ok()
-                    .and_then(|v| v.as_str().map(String::from))
-                    .unwrap_or_default();
-                modrl_model::Message::new(&role, m.content.clone())
-            })
-            .collect();
-        Ok(self.tok.apply_chat_template(&msgs, true)? + &p.assistant_prefix)
+        self.renderer().text(content)
     }
 
     pub fn prompt_ids(&self, content: &str) -> Result<Vec<u32>> {
         self.tok.encode(&self.prompt_text(content)?)
+    }
+
+    fn renderer(&self) -> PromptRenderer<'_> {
+        PromptRenderer {
+            tok: self.tok,
+            policy: self.policy,
+            variant: self.cfg.variant,
+            no_system_role: self.cfg.no_system_role,
+        }
     }
 
     /// Number of prompt tokens shared by every item (prefilled once).

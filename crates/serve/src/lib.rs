@@ -1,1 +1,24 @@
 //! Serving moderation classifiers over HTTP and in batch.
+//!
+//! * [`server`] — `modrl serve`: an axum server with OpenAI-compatible routes
+//!   (`/v1/moderations`, `/v1/completions`, `/v1/chat/completions`, `/v1/models`), vLLM's LoRA
+//!   routes (`/v1/load_lora_adapter`, `/v1/unload_lora_adapter`), the policy-grounded
+//!   `/v1/classify`, `/healthz` and Prometheus `/metrics`; API keys, limits (body size, input
+//!   tokens, per-request timeout, bounded queue) and graceful shutdown.
+//! * [`engine`] — the model thread that batches queued requests into forward passes.
+//! * [`classifier`] — verdict-token (with category scores), greedy and Monte-Carlo scoring with
+//!   per-policy prefix caches.
+//! * [`jobs`] — `modrl classify`: resumable batch classification of JSONL / CSV files.
+
+pub mod api;
+pub mod auth;
+pub mod classifier;
+pub mod engine;
+pub mod error;
+pub mod jobs;
+pub mod metrics;
+pub mod server;
+
+pub use classifier::{PolicyPrompts, Scored};
+pub use engine::EngineConfig;
+pub use server::{shutdown_signal, ServeOptions, Server};

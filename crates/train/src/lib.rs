@@ -1,2 +1,13 @@
 //! Training of policy-aligned moderation classifiers: GRPO-family RL with shaped rewards, SFT,
 //! checkpoints and logging.
+pub mod advantage;
+pub mod checkpoint;
+pub mod config;
+pub mod judge;
+pub mod logging;
+pub mod loss;
+pub mod openai;
+pub mod plots;
+pub mod rewards;
+pub mod tensorboard;
+pub mod trainer;

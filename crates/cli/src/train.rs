@@ -1,0 +1,41 @@
+//! `modrl train --config FILE [--max-steps N] [--out DIR] [--resume]`.
+
+use std::path::PathBuf;
+
+use anyhow::Result;
+use clap::Args;
+use modrl_train::config::RunConfig;
+use modrl_train::trainer::{self, TrainOptions};
+
+#[derive(Args)]
+pub struct TrainArgs {
+    /// Run config (TOML); see docs/config-reference.md and configs/runs/.
+    #[arg(long)]
+    pub config: PathBuf,
+    /// Cap every stage at this many optimizer steps.
+    #[arg(long)]
+    pub max_steps: Option<usize>,
+    /// Run folder (default: the config's run.out, else runs/<config name>).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Continue from the run folder's latest checkpoint.
+    #[arg(long)]
+    pub resume: bool,
+    /// Stop (after a checkpoint) once this many steps over all stages are done; `--resume`
+    /// continues. For time-sliced jobs.
+    #[arg(long)]
+    pub stop_after: Option<usize>,
+}
+
+pub fn run(a: TrainArgs) -> Result<()> {
+    let cfg = RunConfig::load(&a.config)?;
+    let opts = TrainOptions {
+        resume: a.resume,
+        max_steps: a.max_steps,
+        out: a.out.clone(),
+        stop_after: a.stop_after,
+    };
+    let dir = trainer::run(&cfg, &a.config, &opts)?;
+    println!("run folder: {}", dir.display());
+    Ok(())
+}

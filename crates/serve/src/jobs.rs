@@ -1,0 +1,743 @@
+//! `modrl classify`: classify a JSONL or CSV file under a policy, resumably.
+//!
+//! * Input: JSONL (one object per line with `id` — a string or an integer — and `text`; other
+//!   fields, `label` included, are ignored) or CSV with a header naming `id` and `text` columns.
+//!   Bad rows (invalid JSON, a missing or empty `id` / `text`, an id seen before, a line break in
+//!   an id, a ragged CSV row, too long for the model) are not fatal: they are reported with their
+//!   line numbers and written to a rejects file (`{"line", "error", "raw"}` per line, rewritten on
+//!   every run).
+//! * Output (format by extension: `.csv`, else JSONL): `id`, `label` (predicted 0/1 at the
+//!   threshold), `score` (P(violating)), `category` (the predicted category, `none` when not
+//!   violating). Each result is written as one line and flushed as soon as its batch finishes
+//!   (and the file synced after each batch). A re-run skips the ids already in the output; a last
+//!   line without its newline (a write cut short by a crash) is dropped and redone.
+
+use std::collections::{HashMap, HashSet};
+use std::fs::{File, OpenOptions};
+use std::io::{Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+use modrl_model::{Model, Tokenizer};
+use modrl_moderation::prompt::Variant;
+use modrl_moderation::score::ScoringMode;
+use modrl_moderation::Policy;
+use serde_json::{json, Value};
+
+use crate::classifier::PolicyPrompts;
+
+/// One row to classify.
+#[derive(Debug, Clone, PartialEq)]
+pub struct InputRow {
+    /// 1-based line where the row starts.
+    pub line: usize,
+    pub id: String,
+    pub text: String,
+}
+
+/// A row that cannot be classified.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Reject {
+    pub line: usize,
+    pub error: String,
+    /// The row as it was in the file.
+    pub raw: String,
+}
+
+/// Output file format, from the extension.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OutFormat {
+    Jsonl,
+    Csv,
+}
+
+impl OutFormat {
+    pub fn of(path: &Path) -> OutFormat {
+        match path.extension().and_then(|e| e.to_str()) {
+            Some(e) if e.eq_ignore_ascii_case("csv") => OutFormat::Csv,
+            _ => OutFormat::Jsonl,
+        }
+    }
+}
+
+const CSV_HEADER: &str = "id,label,score,category";
+
+fn is_csv(path: &Path) -> bool {
+    OutFormat::of(path) == OutFormat::Csv
+}
+
+fn check_id(id: &str) -> Option<&'static str> {
+    if id.trim().is_empty() {
+        Some("`id` is empty")
+    } else if id.contains('\n') || id.contains('\r') {
+        Some("`id` contains a line break")
+    } else {
+        None
+    }
+}
+
+/// Read the rows of a JSONL or CSV file; bad rows come back as rejects. Only a file that cannot
+/// be read at all (or a CSV without `id` / `text` columns) is an error.
+pub fn read_inputs(path: &Path) -> Result<(Vec<InputRow>, Vec<Reject>)> {
+    let mut rows = vec![];
+    let mut rejects = vec![];
+    if is_csv(path) {
+        let mut rd = csv::ReaderBuilder::new()
+            .flexible(true)
+            .from_path(path)
+            .with_context(|| format!("{}: cannot read", path.display()))?;
+        let headers = rd
+            .headers()
+            .with_context(|| format!("{}:1: cannot read the CSV header", path.display()))?
+            .clone();
+        let col = |name: &str| {
+            headers.iter().position(|h| {
+                h.trim()
+                    .trim_start_matches('\u{feff}')
+                    .eq_ignore_ascii_case(name)
+            })
+        };
+        let (Some(id_col), Some(text_col)) = (col("id"), col("text")) else {
+            bail!(
+                "{}:1: the CSV header needs `id` and `text` columns (found: {})",
+                path.display(),
+                headers.iter().collect::<Vec<_>>().join(", ")
+            );
+        };
+        let width = headers.len();
+        let mut rec = csv::StringRecord::new();
+        loop {
+            let line = rd.position().line() as usize;
+            match rd.read_record(&mut rec) {
+                Ok(false) => break,
+                Ok(true) => {
+                    let line = rec.position().map_or(line, |p| p.line() as usize);
+                    let raw = {
+                        let mut w = csv::Writer::from_writer(vec![]);
+                        let _ = w.write_record(&rec);
+                        String::from_utf8_lossy(&w.into_inner().unwrap_or_default())
+                            .trim_end()
+                            .to_string()
+                    };
+                    if rec.len() != width {
+                        rejects.push(Reject {
+                            line,
+                            error: format!("expected {width} fields, found {}", rec.len()),
+                            raw,
+                        });
+                        continue;
+                    }
+                    let id = rec[id_col].to_string();
+                    let text = rec[text_col].to_string();
+                    if let Some(e) = check_id(&id) {
+                        rejects.push(Reject {
+                            line,
+                            error: e.into(),
+                            raw,
+                        });
+                    } else if text.trim().is_empty() {
+                        rejects.push(Reject {
+                            line,
+                            error: "`text` is empty".into(),
+                            raw,
+                        });
+                    } else {
+                        rows.push(InputRow { line, id, text });
+                    }
+                }
+                Err(e) => {
+                    let line = e.position().map_or(line, |p| p.line() as usize);
+                    rejects.push(Reject {
+                        line,
+                        error: format!("invalid CSV row: {e}"),
+                        raw: String::new(),
+                    });
+                    if matches!(e.kind(), csv::ErrorKind::Io(_)) {
+                        break;
+                    }
+                }
+            }
+        }
+    } else {
+        let bytes =
+            std::fs::read(path).with_context(|| format!("{}: cannot read", path.display()))?;
+        for (i, raw_line) in bytes.split(|&b| b == b'\n').enumerate() {
+            let line = i + 1;
+            let raw = String::from_utf8_lossy(raw_line)
+                .trim_end_matches('\r')
+                .to_string();
+            if raw.trim().is_empty() {
+                continue;
+            }
+            let Ok(text_line) = std::str::from_utf8(raw_line) else {
+                rejects.push(Reject {
+                    line,
+                    error: "the line is not valid UTF-8".into(),
+                    raw,
+                });
+                continue;
+            };
+            let text_line = if line == 1 {
+                text_line.trim_start_matches('\u{feff}')
+            } else {
+                text_line
+            };
+            let v: Value = match serde_json::from_str(text_line.trim()) {
+                Ok(v) => v,
+                Err(e) => {
+                    rejects.push(Reject {
+                        line,
+                        error: format!("invalid JSON: {e}"),
+                        raw,
+                    });
+                    continue;
+                }
+            };
+            let Some(obj) = v.as_object() else {
+                rejects.push(Reject {
+                    line,
+                    error: "expected a JSON object".into(),
+                    raw,
+                });
+                continue;
+            };
+            let id = match obj.get("id") {
+                Some(Value::String(s)) => s.clone(),
+                Some(Value::Number(n)) if n.is_i64() || n.is_u64() => n.to_string(),
+                Some(_) => {
+                    rejects.push(Reject {
+                        line,
+                        error: "`id` must be a string or an integer".into(),
+                        raw,
+                    });
+                    continue;
+                }
+                None => {
+                    rejects.push(Reject {
+                        line,
+                        error: "missing `id`".into(),
+                        raw,
+                    });
+                    continue;
+                }
+            };
+            let text = match obj.get("text") {
+                Some(Value::String(s)) => s.clone(),
+                Some(_) => {
+                    rejects.push(Reject {
+                        line,
+                        error: "`text` must be a string".into(),
+                        raw,
+                    });
+                    continue;
+                }
+                None => {
+                    rejects.push(Reject {
+                        line,
+                        error: "missing `text`".into(),
+                        raw,
+                    });
+                    continue;
+                }
+            };
+            if let Some(e) = check_id(&id) {
+                rejects.push(Reject {
+                    line,
+                    error: e.into(),
+                    raw,
+                });
+            } else if text.trim().is_empty() {
+                rejects.push(Reject {
+                    line,
+                    error: "`text` is empty".into(),
+                    raw,
+                });
+            } else {
+                rows.push(InputRow { line, id, text });
+            }
+        }
+    }
+    // Duplicate ids: the first occurrence wins.
+    let mut first: HashMap<String, usize> = HashMap::new();
+    let mut kept = Vec::with_capacity(rows.len());
+    for r in rows {
+        match first.get(&r.id) {
+            Some(&l) => rejects.push(Reject {
+                line: r.line,
+                error: format!("duplicate id {:?} (first on line {l})", r.id),
+                raw: json!({"id": r.id, "text": r.text}).to_string(),
+            }),
+            None => {
+                first.insert(r.id.clone(), r.line);
+                kept.push(r);
+            }
+        }
+    }
+    rejects.sort_by_key(|r| r.line);
+    Ok((kept, rejects))
+}
+
+/// Write the rejects file (replacing an earlier one).
+pub fn write_rejects(path: &Path, input: &Path, rejects: &[Reject]) -> Result<()> {
+    let mut out = String::new();
+    for r in rejects {
+        out.push_str(
+            &json!({"file": input.display().to_string(), "line": r.line, "error": r.error, "raw": r.raw})
+                .to_string(),
+        );
+        out.push('\n');
+    }
+    std::fs::write(path, out).with_context(|| format!("{}: cannot write", path.display()))
+}
+
+/// One classification result.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ResultRow {
+    pub id: String,
+    pub label: u8,
+    pub score: f64,
+    pub category: String,
+}
+
+/// Appends results, one flushed line each.
+pub struct ResultsWriter {
+    path: PathBuf,
+    file: File,
+    format: OutFormat,
+}
+
+impl ResultsWriter {
+    /// Open (creating if needed) a results file; returns the writer and the ids already in it. A
+    /// final line without its newline is cut off (it was being written when a run stopped).
+    /// Any other unreadable line is an error naming the file and line.
+    pub fn open(path: &Path) -> Result<(ResultsWriter, HashSet<String>)> {
+        let format = OutFormat::of(path);
+        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+            std::fs::create_dir_all(parent)
+                .with_context(|| format!("cannot create {}", parent.display()))?;
+        }
+        let mut file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(path)
+            .with_context(|| format!("{}: cannot open", path.display()))?;
+        let mut bytes = vec![];
+        file.read_to_end(&mut bytes)
+            .with_context(|| format!("{}: cannot read", path.display()))?;
+        let complete = bytes.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
+        if complete < bytes.len() {
+            let cut = String::from_utf8_lossy(&bytes[complete..]).to_string();
+            if !cut.trim().is_empty() {
+                tracing::warn!(
+                    "{}: dropping an unfinished last line {:?} (it is classified again)",
+                    path.display(),
+                    cut
+                );
+            }
+            file.set_len(complete as u64)
+                .with_context(|| format!("{}: cannot truncate", path.display()))?;
+        }
+        let text = std::str::from_utf8(&bytes[..complete])
+            .with_context(|| format!("{}: not UTF-8", path.display()))?;
+        let mut done: HashMap<String, usize> = HashMap::new();
+        let mut add = |id: String, line: usize| -> Result<()> {
+            if let Some(first) = done.insert(id.clone(), line) {
+                bail!(
+                    "{}:{line}: duplicate id {id:?} (first on line {first})",
+                    path.display()
+                );
+            }
+            Ok(())
+        };
+        let mut needs_header = format == OutFormat::Csv;
+        match format {
+            OutFormat::Jsonl => {
+                for (i, l) in text.lines().enumerate() {
+                    if l.trim().is_empty() {
+                        continue;
+                    }
+                    let v: Value = serde_json::from_str(l).with_context(|| {
+                        format!("{}:{}: not a results line", path.display(), i + 1)
+                    })?;
+                    let id = v.get("id").and_then(Value::as_str).with_context(|| {
+                        format!("{}:{}: result without a string `id`", path.display(), i + 1)
+                    })?;
+                    add(id.to_string(), i + 1)?;
+                }
+            }
+            OutFormat::Csv if !text.trim().is_empty() => {
+                let first = text.lines().next().unwrap_or("");
+                if first.trim_end() != CSV_HEADER {
+                    bail!(
+                        "{}:1: expected the header {CSV_HEADER:?}, found {first:?}",
+                        path.display()
+                    );
+                }
+                needs_header = false;
+                let mut rd = csv::ReaderBuilder::new().from_reader(text.as_bytes());
+                for rec in rd.records() {
+                    let rec = rec.with_context(|| format!("{}: invalid CSV", path.display()))?;
+                    let line = rec.position().map_or(0, |p| p.line() as usize);
+                    let id = rec
+                        .get(0)
+                        .with_context(|| format!("{}:{line}: empty row", path.display()))?;
+                    add(id.to_string(), line)?;
+                }
+            }
+            OutFormat::Csv => {}
+        }
+        file.seek(SeekFrom::End(0))?;
+        let mut w = ResultsWriter {
+            path: path.to_path_buf(),
+            file,
+            format,
+        };
+        if needs_header {
+            // An empty (or whitespace-only) file: start it over with the header.
+            w.file.set_len(0)?;
+            w.file.seek(SeekFrom::Start(0))?;
+            w.write_line(CSV_HEADER)?;
+        }
+        Ok((w, done.into_keys().collect()))
+    }
+
+    fn write_line(&mut self, line: &str) -> Result<()> {
+        let mut b = line.as_bytes().to_vec();
+        b.push(b'\n');
+        self.file
+            .write_all(&b)
+            .and_then(|_| self.file.flush())
+            .with_context(|| format!("{}: cannot write", self.path.display()))
+    }
+
+    /// Append one result as one line and flush it.
+    pub fn append(&mut self, r: &ResultRow) -> Result<()> {
+        let line = match self.format {
+            OutFormat::Jsonl => {
+                json!({"id": r.id, "label": r.label, "score": r.score, "category": r.category})
+                    .to_string()
+            }
+            OutFormat::Csv => {
+                let mut w = csv::WriterBuilder::new()
+                    .terminator(csv::Terminator::Any(b'\n'))
+                    .from_writer(vec![]);
+                w.write_record([
+                    r.id.as_str(),
+                    &r.label.to_string(),
+                    &r.score.to_string(),
+                    r.category.as_str(),
+                ])?;
+                String::from_utf8(w.into_inner().map_err(|e| anyhow::anyhow!("{e}"))?)?
+                    .trim_end_matches('\n')
+                    .to_string()
+            }
+        };
+        self.write_line(&line)
+    }
+
+    /// Force what was written to disk.
+    pub fn sync(&self) -> Result<()> {
+        self.file
+            .sync_data()
+            .with_context(|| format!("{}: cannot sync", self.path.display()))
+    }
+}
+
+/// Read every result of a results file (JSONL or CSV), for checks and tests.
+pub fn read_results(path: &Path) -> Result<Vec<ResultRow>> {
+    let mut out = vec![];
+    if is_csv(path) {
+        let mut rd = csv::Reader::from_path(path)?;
+        for rec in rd.records() {
+            let rec = rec?;
+            out.push(ResultRow {
+                id: rec[0].to_string(),
+                label: rec[1].parse()?,
+                score: rec[2].parse()?,
+                category: rec[3].to_string(),
+            });
+        }
+    } else {
+        for (i, l) in std::fs::read_to_string(path)?.lines().enumerate() {
+            if l.trim().is_empty() {
+                continue;
+            }
+            let v: Value =
+                serde_json::from_str(l).with_context(|| format!("{}:{}", path.display(), i + 1))?;
+            out.push(ResultRow {
+                id: v["id"].as_str().unwrap_or_default().to_string(),
+                label: v["label"].as_u64().unwrap_or(9) as u8,
+                score: v["score"].as_f64().unwrap_or(f64::NAN),
+                category: v["category"].as_str().unwrap_or_default().to_string(),
+            });
+        }
+    }
+    Ok(out)
+}
+
+/// Settings of a classify run.
+#[derive(Debug, Clone)]
+pub struct ClassifyOptions {
+    pub input: PathBuf,
+    pub out: PathBuf,
+    /// Default: `OUT.rejects.jsonl`.
+    pub rejects: Option<PathBuf>,
+    pub mode: ScoringMode,
+    pub threshold: f64,
+    pub max_new_tokens: usize,
+    /// Most sequences per forward pass / decode.
+    pub batch_rows: usize,
+    pub seed: u64,
+    pub reasoning_variant: Variant,
+    pub no_system_role: bool,
+}
+
+impl ClassifyOptions {
+    pub fn rejects_path(&self) -> PathBuf {
+        self.rejects.clone().unwrap_or_else(|| {
+            let mut s = self.out.clone().into_os_string();
+            s.push(".rejects.jsonl");
+            PathBuf::from(s)
+        })
+    }
+}
+
+/// A run after reading the input and the existing output, before any model work.
+pub struct Prepared {
+    pub opts: ClassifyOptions,
+    pub writer: ResultsWriter,
+    /// Rows still to classify, in file order.
+    pub todo: Vec<InputRow>,
+    pub rejects: Vec<Reject>,
+    pub already_done: usize,
+    pub total_rows: usize,
+}
+
+/// Read the input, write the rejects file and open the output.
+pub fn prepare(opts: ClassifyOptions) -> Result<Prepared> {
+    if !(0.0..=1.0).contains(&opts.threshold) {
+        bail!("--threshold must be in [0, 1]");
+    }
+    let (rows, rejects) = read_inputs(&opts.input)?;
+    write_rejects(&opts.rejects_path(), &opts.input, &rejects)?;
+    let (writer, done) = ResultsWriter::open(&opts.out)?;
+    let total_rows = rows.len();
+    let todo: Vec<InputRow> = rows.into_iter().filter(|r| !done.contains(&r.id)).collect();
+    let already_done = total_rows - todo.len();
+    Ok(Prepared {
+        opts,
+        writer,
+        todo,
+        rejects,
+        already_done,
+        total_rows,
+    })
+}
+
+/// What a run did.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Summary {
+    pub classified: usize,
+    pub already_done: usize,
+    /// Rows rejected (reading and too-long rows together).
+    pub rejected: usize,
+    pub flagged: usize,
+}
+
+impl Prepared {
+    /// Classify the remaining rows, appending each batch's results as it finishes; `progress` is
+    /// called with the number of rows finished (or rejected as too long) after each batch.
+    pub fn run(
+        mut self,
+        model: &Model,
+        tok: &Tokenizer,
+        policy: Policy,
+        mut progress: impl FnMut(usize),
+    ) -> Result<Summary> {
+        let o = self.opts.clone();
+        let pp = PolicyPrompts::new(policy, tok, o.reasoning_variant, o.no_system_role)?;
+        let variant = pp.variant(&o.mode);
+        // Rows that do not fit the model's context are rejected, not truncated.
+        let overhead = pp.prompt_ids(tok, "", variant)?.len() + 8;
+        let extra = match o.mode {
+            ScoringMode::VerdictToken => 16,
+            _ => o.max_new_tokens,
+        };
+        let max_pos = model.config.max_position_embeddings;
+        let mut todo = vec![];
+        let mut too_long = vec![];
+        for r in std::mem::take(&mut self.todo) {
+            let n = tok.encode(&r.text)?.len();
+            if overhead + n + extra > max_pos {
+                too_long.push(Reject {
+                    line: r.line,
+                    error: format!(
+                        "the text has {n} tokens; with the policy prompt and {extra} output tokens it does not fit the model's context of {max_pos}"
+                    ),
+                    raw: json!({"id": r.id, "text": r.text}).to_string(),
+                });
+            } else {
+                todo.push(r);
+            }
+        }
+        if !too_long.is_empty() {
+            progress(too_long.len());
+            self.rejects.extend(too_long);
+            self.rejects.sort_by_key(|r| r.line);
+            write_rejects(&o.rejects_path(), &o.input, &self.rejects)?;
+        }
+        let prefix = pp.prefix_cache(model, variant)?;
+        let per_batch = match o.mode {
+            ScoringMode::VerdictToken => (o.batch_rows / pp.rows_per_item()).max(1),
+            ScoringMode::Greedy => o.batch_rows.max(1),
+            ScoringMode::MonteCarlo { n, .. } => (o.batch_rows / n.max(1)).max(1),
+        };
+        let mut flagged = 0;
+        for chunk in todo.chunks(per_batch) {
+            let prompts: Vec<Vec<u32>> = chunk
+                .iter()
+                .map(|r| pp.prompt_ids(tok, &r.text, variant))
+                .collect::<Result<_>>()?;
+            let scored = pp.score(
+                model,
+                tok,
+                Some(&prefix),
+                &prompts,
+                &o.mode,
+                o.max_new_tokens,
+                o.seed,
+                o.batch_rows.max(1),
+            )?;
+            for (r, s) in chunk.iter().zip(&scored) {
+                let hit = s.score >= o.threshold;
+                flagged += usize::from(hit);
+                self.writer.append(&ResultRow {
+                    id: r.id.clone(),
+                    label: u8::from(hit),
+                    score: s.score,
+                    category: if hit {
+                        s.category.clone().unwrap_or_else(|| "none".into())
+                    } else {
+                        "none".into()
+                    },
+                })?;
+            }
+            self.writer.sync()?;
+            progress(chunk.len());
+        }
+        Ok(Summary {
+            classified: todo.len(),
+            already_done: self.already_done,
+            rejected: self.rejects.len(),
+            flagged,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn jsonl_reader_rejects_bad_rows_with_line_numbers() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("in.jsonl");
+        std::fs::write(
+            &p,
+            "{\"id\": \"a\", \"text\": \"hello\", \"label\": 1}\n\
+             {\"id\": 7, \"text\": \"no label here\"}\n\
+             \n\
+             {\"id\": \"b\", \"text\": \n\
+             {\"id\": \"c\"}\n\
+             {\"id\": \"a\", \"text\": \"again\"}\n\
+             [1, 2]\n\
+             {\"id\": \"d\", \"text\": \"   \"}\n\
+             {\"id\": \"e\", \"text\": \"fine\"}",
+        )
+        .unwrap();
+        let (rows, rej) = read_inputs(&p).unwrap();
+        let ids: Vec<&str> = rows.iter().map(|r| r.id.as_str()).collect();
+        assert_eq!(ids, ["a", "7", "e"]);
+        assert_eq!(rows[2].line, 9);
+        let lines: Vec<usize> = rej.iter().map(|r| r.line).collect();
+        assert_eq!(lines, [4, 5, 6, 7, 8]);
+        assert!(rej[0].error.contains("invalid JSON"), "{:?}", rej[0]);
+        assert!(rej[1].error.contains("missing `text`"));
+        assert!(rej[2]
+            .error
+            .contains("duplicate id \"a\" (first on line 1)"));
+        assert!(rej[3].error.contains("expected a JSON object"));
+        assert!(rej[4].error.contains("`text` is empty"));
+        assert_eq!(rej[1].raw, "{\"id\": \"c\"}");
+    }
+
+    #[test]
+    fn csv_reader_needs_id_and_text_and_reports_lines() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("in.csv");
+        std::fs::write(
+            &p,
+            "id,text,label\n1,hello,0\n2,\"multi\nline\",1\n3,too,many,fields\n,no id,0\n4,ok,\n",
+        )
+        .unwrap();
+        let (rows, rej) = read_inputs(&p).unwrap();
+        assert_eq!(
+            rows.iter()
+                .map(|r| (r.id.as_str(), r.line))
+                .collect::<Vec<_>>(),
+            [("1", 2), ("2", 3), ("4", 7)]
+        );
+        assert_eq!(rows[1].text, "multi\nline");
+        assert_eq!(rej.iter().map(|r| r.line).collect::<Vec<_>>(), [5, 6]);
+        assert!(rej[0].error.contains("expected 3 fields, found 4"));
+        std::fs::write(&p, "id,content\n1,x\n").unwrap();
+        let e = format!("{:#}", read_inputs(&p).unwrap_err());
+        assert!(e.contains("in.csv:1") && e.contains("`text`"), "{e}");
+    }
+
+    #[test]
+    fn writer_resumes_and_drops_a_cut_last_line() {
+        let d = tempfile::tempdir().unwrap();
+        for name in ["out.jsonl", "out.csv"] {
+            let p = d.path().join(name);
+            let row = |id: &str| ResultRow {
+                id: id.into(),
+                label: 1,
+                score: 0.75,
+                category: "slurs".into(),
+            };
+            {
+                let (mut w, done) = ResultsWriter::open(&p).unwrap();
+                assert!(done.is_empty());
+                w.append(&row("x,1")).unwrap();
+                w.append(&row("y")).unwrap();
+                w.append(&row("z")).unwrap();
+            }
+            // A crash in the middle of the last line.
+            let bytes = std::fs::read(&p).unwrap();
+            std::fs::write(&p, &bytes[..bytes.len() - 4]).unwrap();
+            let (mut w, done) = ResultsWriter::open(&p).unwrap();
+            assert_eq!(
+                done,
+                HashSet::from(["x,1".to_string(), "y".to_string()]),
+                "{name}"
+            );
+            w.append(&row("z")).unwrap();
+            drop(w);
+            let got = read_results(&p).unwrap();
+            assert_eq!(got, vec![row("x,1"), row("y"), row("z")], "{name}");
+            // A complete duplicate is an error that names the line.
+            let mut f = OpenOptions::new().append(true).open(&p).unwrap();
+            let line = if name.ends_with("csv") {
+                "y,1,0.75,slurs\n"
+            } else {
+                "{\"id\":\"y\",\"label\":1,\"score\":0.75,\"category\":\"slurs\"}\n"
+            };
+            f.write_all(line.as_bytes()).unwrap();
+            let e = format!("{:#}", ResultsWriter::open(&p).err().unwrap());
+            assert!(e.contains("duplicate id \"y\""), "{e}");
+        }
+    }
+}

@@ -1,0 +1,343 @@
+//! The run configuration (`modrl train --config run.toml`). Every knob has a documented default;
+//! defaults follow the paper where it speaks (beta = 0, group-normalised advantages) and TRL's
+//! `GRPOConfig` / `SFTConfig` otherwise. `docs/config-reference.md` lists them all.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+use modrl_model::LoraConfig;
+use serde::{Deserialize, Serialize};
+
+use crate::advantage::ScaleRewards;
+use crate::loss::{ImportanceSamplingLevel, LossType};
+use crate::rewards::RewardsConfig;
+
+/// A whole run.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RunConfig {
+    pub model: ModelConfig,
+    /// LoRA adapter settings; absent = full fine-tuning.
+    #[serde(default)]
+    pub lora: Option<LoraConfig>,
+    pub data: DataConfig,
+    /// Stages in order: `["sft", "rl"]` (SFT then RL), `["rl"]` (RL only) or `["sft"]` (the SFT
+    /// baseline RL must beat). Default: SFT then RL.
+    #[serde(default = "default_stages")]
+    pub stages: Vec<Stage>,
+    #[serde(default)]
+    pub sft: SftConfig,
+    #[serde(default)]
+    pub rl: RlConfig,
+    #[serde(default)]
+    pub rewards: RewardsConfig,
+    #[serde(default)]
+    pub eval: EvalConfig,
+    #[serde(default)]
+    pub run: RunSettings,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Stage {
+    Sft,
+    Rl,
+}
+
+fn default_stages() -> Vec<Stage> {
+    vec![Stage::Sft, Stage::Rl]
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModelConfig {
+    /// HF model directory (Llama / Qwen2 / Qwen3 family).
+    pub path: PathBuf,
+    /// `cpu`, `cuda` or `cuda:N`. Default `cpu`.
+    #[serde(default = "default_device")]
+    pub device: String,
+    /// `f32` or `bf16` (CUDA). Default `f32`.
+    #[serde(default = "default_dtype")]
+    pub dtype: String,
+    /// Start from this PEFT adapter (e.g. an earlier SFT run). Default none.
+    #[serde(default)]
+    pub adapter: Option<PathBuf>,
+}
+
+fn default_device() -> String {
+    "cpu".into()
+}
+fn default_dtype() -> String {
+    "f32".into()
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DataConfig {
+    /// Canonical JSONL with splits (`modrl data import` writes one).
+    pub path: PathBuf,
+    /// The policy the classifier is trained on.
+    pub policy: PathBuf,
+    /// Split used for training. Default `train`.
+    #[serde(default = "default_train_split")]
+    pub train_split: String,
+    /// Split used for periodic and final evaluation. Default `val`.
+    #[serde(default = "default_val_split")]
+    pub val_split: String,
+    /// Use at most this many training examples (the paper: RL needs hundreds of labels). Default: all.
+    #[serde(default)]
+    pub max_train_examples: Option<usize>,
+    /// Share of positives among the training examples kept by `max_train_examples` (label sparsity
+    /// makes groups of all-negative prompts frequent; 0.5 balances them). Default: keep the
+    /// natural prevalence.
+    #[serde(default)]
+    pub positive_fraction: Option<f64>,
+    /// Use at most this many validation examples. Default 200.
+    #[serde(default = "default_max_val")]
+    pub max_val_examples: usize,
+    /// Fold the system message into the user turn (templates without a system role).
+    #[serde(default)]
+    pub no_system_role: bool,
+    /// Prompt variant: `standard` or `reflection`. Default `standard`.
+    #[serde(default = "default_variant")]
+    pub variant: String,
+}
+
+fn default_train_split() -> String {
+    "train".into()
+}
+fn default_val_split() -> String {
+    "val".into()
+}
+fn default_max_val() -> usize {
+    200
+}
+fn default_variant() -> String {
+    "standard".into()
+}
+
+/// Supervised fine-tuning on the output contract.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SftConfig {
+    /// Optimizer steps. Default 50.
+    pub max_steps: usize,
+    /// Examples per optimizer step. Default 8.
+    pub batch_size: usize,
+    /// Examples per forward/backward (gradient accumulation splits the batch). Default 8.
+    pub micro_batch_size: usize,
+    /// Peak learning rate (TRL SFTConfig: 2e-5 for full fine-tuning; LoRA wants ~10x). Default 2e-4.
+    pub learning_rate: f64,
+    /// Linear warmup steps, then cosine decay. Default 5.
+    pub warmup_steps: usize,
+    /// Gradient clipping norm. Default 1.0.
+    pub max_grad_norm: f64,
+    /// Weight decay (AdamW). Default 0.
+    pub weight_decay: f64,
+}
+
+impl Default for SftConfig {
+    fn default() -> Self {
+        SftConfig {
+            max_steps: 50,
+            batch_size: 8,
+            micro_batch_size: 8,
+            learning_rate: 2e-4,
+            warmup_steps: 5,
+            max_grad_norm: 1.0,
+            weight_decay: 0.0,
+        }
+    }
+}
+
+/// GRPO-family RL. Defaults: the paper where it speaks, else TRL's GRPOConfig.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RlConfig {
+    /// Optimizer steps. Default 100.
+    pub max_steps: usize,
+    /// Prompts per step (each gets `num_generations` completions). Default 4.
+    pub prompts_per_step: usize,
+    /// G, completions per prompt (the group of group-normalised advantages). Default 8 (TRL).
+    pub num_generations: usize,
+    /// Longest completion in tokens. Default 256 (TRL).
+    pub max_completion_length: usize,
+    /// Sampling temperature of rollouts. Default 1.0 (TRL).
+    pub temperature: f64,
+    /// Nucleus sampling for rollouts. Default 1.0.
+    pub top_p: f64,
+    /// Peak learning rate (TRL: 1e-6 full; LoRA wants more). Default 1e-5.
+    pub learning_rate: f64,
+    /// Linear warmup steps, then cosine decay to 10 %. Default 0.
+    pub warmup_steps: usize,
+    /// KL coefficient to a frozen reference (k3 estimator). Default 0.0: the paper, and TRL
+    /// since 0.19; no reference model is loaded then.
+    pub beta: f64,
+    /// Lower clip range of the ratio. Default 0.2.
+    pub epsilon: f64,
+    /// Upper clip range (DAPO clip-higher uses 0.28). Default: `epsilon`.
+    pub epsilon_high: Option<f64>,
+    /// Loss aggregation: `grpo` (per-sequence mean), `dapo` (token mean over the batch),
+    /// `dr_grpo` (constant normaliser), `bnpo`. Default `dapo` (TRL's default).
+    pub loss_type: LossType,
+    /// `token` (GRPO) or `sequence` (GSPO) importance ratios. Default `token`.
+    pub importance_sampling_level: ImportanceSamplingLevel,
+    /// `group`, `batch` or `none` reward scaling in the advantage. Default `group` (the paper's
+    /// sequence-level reward normalisation within each group).
+    pub scale_rewards: ScaleRewards,
+    /// Policy updates per batch of rollouts (old log-probs kept for the ratio). Default 1.
+    pub num_iterations: usize,
+    /// Drop groups whose rewards are all equal (zero advantage, no signal) and draw more prompts
+    /// until the batch is full (DAPO dynamic sampling). Default false.
+    pub dynamic_sampling: bool,
+    /// Extra rollout rounds dynamic sampling may spend per step. Default 3.
+    pub max_resample_rounds: usize,
+    /// Exclude completions cut at `max_completion_length` from the loss. Default false.
+    pub mask_truncated_completions: bool,
+    /// Gradient clipping norm. Default 1.0.
+    pub max_grad_norm: f64,
+    /// Completions per forward/backward (memory); gradients accumulate. Default 8.
+    pub micro_batch_size: usize,
+    /// Stop after this many steps skipped for NaN/Inf loss or gradients. Default 5.
+    pub max_nonfinite_steps: usize,
+}
+
+impl Default for RlConfig {
+    fn default() -> Self {
+        RlConfig {
+            max_steps: 100,
+            prompts_per_step: 4,
+            num_generations: 8,
+            max_completion_length: 256,
+            temperature: 1.0,
+            top_p: 1.0,
+            learning_rate: 1e-5,
+            warmup_steps: 0,
+            beta: 0.0,
+            epsilon: 0.2,
+            epsilon_high: None,
+            loss_type: LossType::Dapo,
+            importance_sampling_level: ImportanceSamplingLevel::Token,
+            scale_rewards: ScaleRewards::Group,
+            num_iterations: 1,
+            dynamic_sampling: false,
+            max_resample_rounds: 3,
+            mask_truncated_completions: false,
+            max_grad_norm: 1.0,
+            micro_batch_size: 8,
+            max_nonfinite_steps: 5,
+        }
+    }
+}
+
+/// Periodic and final evaluation on the validation split.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct EvalConfig {
+    /// Evaluate every this many steps of each stage (0 = only at the end). Default 10.
+    pub every: usize,
+    /// Scoring mode for evaluations: `verdict-token`, `greedy`, `mc[:N[:T]]`. Default `greedy`
+    /// (what RL trains: a reasoning, then the verdict).
+    pub scoring: String,
+    /// Items per periodic evaluation (the final one uses `data.max_val_examples`). Default 64.
+    pub periodic_examples: usize,
+    /// Longest generated reasoning + verdict when scoring. Default 256.
+    pub max_new_tokens: usize,
+}
+
+impl Default for EvalConfig {
+    fn default() -> Self {
+        EvalConfig {
+            every: 10,
+            scoring: "greedy".into(),
+            periodic_examples: 64,
+            max_new_tokens: 256,
+        }
+    }
+}
+
+/// Where and how often to save.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RunSettings {
+    /// Run folder. Default `runs/<config file stem>`.
+    pub out: Option<PathBuf>,
+    /// Checkpoint every this many steps of each stage. Default 10.
+    pub save_every: usize,
+    /// Checkpoints kept (older ones are deleted). Default 2.
+    pub keep_checkpoints: usize,
+    /// Seed of data order, sampling and dropout. Default 0.
+    pub seed: u64,
+    /// libtorch intra-op threads (0 = libtorch's default). Default 0.
+    pub threads: usize,
+}
+
+impl Default for RunSettings {
+    fn default() -> Self {
+        RunSettings {
+            out: None,
+            save_every: 10,
+            keep_checkpoints: 2,
+            seed: 0,
+            threads: 0,
+        }
+    }
+}
+
+impl RunConfig {
+    /// Read and validate a TOML run config; relative paths are taken from the current directory.
+    pub fn load(path: &Path) -> Result<Self> {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("{}: cannot read", path.display()))?;
+        Self::from_toml(&text, path)
+    }
+
+    pub fn from_toml(text: &str, path: &Path) -> Result<Self> {
+        let cfg: RunConfig = toml::from_str(text).map_err(|e| {
+            let line = e.span().map(|s| text[..s.start].matches('\n').count() + 1);
+            match line {
+                Some(l) => anyhow::anyhow!("{}:{l}: {}", path.display(), e.message()),
+                None => anyhow::anyhow!("{}: {}", path.display(), e.message()),
+            }
+        })?;
+        cfg.validate()
+            .with_context(|| format!("{}: invalid run config", path.display()))?;
+        Ok(cfg)
+    }
+
+    pub fn validate(&self) -> Result<()> {
+        if self.stages.is_empty() {
+            bail!("field \"stages\": give at least one of \"sft\", \"rl\"");
+        }
+        let rl = &self.rl;
+        if self.stages.contains(&Stage::Rl) {
+            if rl.num_generations < 2 {
+                bail!("field \"rl.num_generations\": must be >= 2 (advantages are relative to the group)");
+            }
+            if rl.prompts_per_step == 0 || rl.max_completion_length == 0 || rl.micro_batch_size == 0
+            {
+                bail!("fields \"rl.prompts_per_step\", \"rl.max_completion_length\", \"rl.micro_batch_size\" must be positive");
+            }
+            if rl.temperature <= 0.0 {
+                bail!("field \"rl.temperature\": must be > 0 for sampling rollouts");
+            }
+            if rl.epsilon <= 0.0 || rl.epsilon_high.is_some_and(|e| e <= 0.0) {
+                bail!("fields \"rl.epsilon\" / \"rl.epsilon_high\" must be > 0");
+            }
+            if rl.num_iterations == 0 {
+                bail!("field \"rl.num_iterations\": must be >= 1");
+            }
+        }
+        if self.stages.contains(&Stage::Sft)
+            && (self.sft.batch_size == 0 || self.sft.micro_batch_size == 0)
+        {
+            bail!("fields \"sft.batch_size\" and \"sft.micro_batch_size\" must be positive");
+        }
+        if let Some(f) = self.data.positive_fraction {
+            if !(0.0..=1.0).contains(&f) {
+                bail!("field \"data.positive_fraction\": must be in [0, 1]");
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,1009 @@
+//! The training run: recipe stages (SFT, RL) over one model, with periodic evaluation,
+//! checkpoints, resumption, metrics.jsonl + TensorBoard, and a final evaluation report.
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use anyhow::{bail, Context, Result};
+use indicatif::{ProgressBar, ProgressStyle};
+use modrl_model::generate::{generate_with_prefix, PrefixCache, SamplingParams};
+use modrl_model::train::{
+    clip_grad_norm, completion_logprobs_with_prefix, zero_grad, AdamW, AdamWConfig, Schedule,
+};
+use modrl_model::{lora, parse_device, parse_kind, Kind, LoraConfig, Model, Tensor, Tokenizer};
+use modrl_moderation::dataset::{self, ReadOptions};
+use modrl_moderation::eval::{evaluate, EvalMetrics, EvalOptions, ScoredRow};
+use modrl_moderation::prompt::Variant;
+use modrl_moderation::report::{write_report, ReportMeta};
+use modrl_moderation::score::{PromptRenderer, ScoreConfig, Scorer, ScoringMode};
+use modrl_moderation::verdict::{self, Label, Verdict};
+use modrl_moderation::{Policy, Record};
+use rand::rngs::StdRng;
+use rand::seq::SliceRandom;
+use rand::SeedableRng;
+use serde_json::{json, Map, Value};
+
+use crate::advantage::{advantages, frac_zero_std, zero_std_groups};
+use crate::checkpoint::{self, TrainState};
+use crate::config::{RunConfig, Stage};
+use crate::logging::{LengthMonitor, RunLogger};
+use crate::loss::{policy_loss_accumulated, Accumulation, LossConfig};
+use crate::rewards::{self, Reward, RewardInput};
+
+/// Command-line overrides of a run.
+#[derive(Debug, Clone, Default)]
+pub struct TrainOptions {
+    /// Continue from the run folder's latest checkpoint.
+    pub resume: bool,
+    /// Cap every stage at this many steps (a short run of the same config).
+    pub max_steps: Option<usize>,
+    /// Run folder (overrides the config's `run.out`).
+    pub out: Option<PathBuf>,
+    /// Stop (after checkpointing) once this many steps over all stages are done, as if the
+    /// process were interrupted there; `resume` continues. For tests and time-sliced jobs.
+    pub stop_after: Option<usize>,
+}
+
+/// Everything a stage needs.
+struct Ctx<'a> {
+    cfg: &'a RunConfig,
+    run_dir: PathBuf,
+    model: Model,
+    tok: Tokenizer,
+    policy: Policy,
+    variant: Variant,
+    train: Vec<Record>,
+    val: Vec<Record>,
+    lora: Option<LoraConfig>,
+    logger: RunLogger,
+    ref_model: Option<Model>,
+}
+
+fn f(x: f64) -> Value {
+    serde_json::Number::from_f64(x)
+        .map(Value::Number)
+        .unwrap_or(Value::Null)
+}
+
+/// Train with `cfg` (read from `config_path`); returns the run folder.
+pub fn run(cfg: &RunConfig, config_path: &Path, opts: &TrainOptions) -> Result<PathBuf> {
+    cfg.validate()?;
+    let run_dir = opts
+        .out
+        .clone()
+        .or_else(|| cfg.run.out.clone())
+        .unwrap_or_else(|| {
+            PathBuf::from("runs").join(
+                config_path
+                    .file_stem()
+                    .map(|s| s.to_string_lossy().into_owned())
+                    .unwrap_or("run".into()),
+            )
+        });
+    std::fs::create_dir_all(&run_dir)
+        .with_context(|| format!("cannot create {}", run_dir.display()))?;
+    std::fs::write(run_dir.join("config.toml"), toml::to_string_pretty(cfg)?)?;
+    if cfg.run.threads > 0 {
+        tch::set_num_threads(cfg.run.threads as i32);
+    }
+    let device = parse_device(&cfg.model.device)?;
+    let kind = parse_kind(&cfg.model.dtype, device)?;
+    let (mut model, tok) = modrl_model::load(&cfg.model.path, device, kind)?;
+    let mut lora_cfg = cfg.lora.clone();
+    if let Some(a) = &cfg.model.adapter {
+        let loaded = lora::load_adapter(&mut model, a)
+            .with_context(|| format!("loading adapter {}", a.display()))?;
+        for t in lora::trainable(&model) {
+            let _ = t.set_requires_grad(true);
+        }
+        lora_cfg = Some(loaded);
+    } else if let Some(l) = &lora_cfg {
+        tch::manual_seed(cfg.run.seed as i64);
+        lora::attach(&mut model, l)?;
+    } else {
+        model.set_base_trainable(true);
+    }
+    let ref_model = if cfg.stages.contains(&Stage::Rl) && cfg.rl.beta > 0.0 && lora_cfg.is_none() {
+        Some(Model::load(&cfg.model.path, device, kind)?)
+    } else {
+        None
+    };
+    let policy = Policy::load(&cfg.data.policy)?;
+    let variant = match cfg.data.variant.as_str() {
+        "standard" => Variant::Standard,
+        "reflection" => Variant::Reflection,
+        other => {
+            bail!("field \"data.variant\": unknown prompt variant {other:?} (standard, reflection)")
+        }
+    };
+    let all = dataset::read_jsonl(&cfg.data.path, &ReadOptions::default())?.records;
+    let train = select_train(&all, cfg);
+    let mut val: Vec<Record> = all
+        .iter()
+        .filter(|r| r.split.map(|s| s.as_str()) == Some(cfg.data.val_split.as_str()))
+        .cloned()
+        .collect();
+    val.truncate(cfg.data.max_val_examples);
+    if train.is_empty() && cfg.stages.iter().any(|_| true) {
+        bail!(
+            "{}: no records in split {:?}",
+            cfg.data.path.display(),
+            cfg.data.train_split
+        );
+    }
+    eprintln!(
+        "modrl train: {} ({:.1} M params, {}), {} train / {} val examples ({} positive in train), stages {:?}, run folder {}",
+        cfg.model.path.display(),
+        model.num_parameters() as f64 / 1e6,
+        if lora_cfg.is_some() { "LoRA" } else { "full fine-tuning" },
+        train.len(),
+        val.len(),
+        train.iter().filter(|r| r.label == 1).count(),
+        cfg.stages,
+        run_dir.display()
+    );
+    let state = if opts.resume {
+        checkpoint::latest(&run_dir)?
+            .map(|d| checkpoint::read_state(&d))
+            .transpose()?
+    } else {
+        None
+    };
+    let logger = RunLogger::create(&run_dir, opts.resume)?;
+    let mut ctx = Ctx {
+        cfg,
+        run_dir: run_dir.clone(),
+        model,
+        tok,
+        policy,
+        variant,
+        train,
+        val,
+        lora: lora_cfg,
+        logger,
+        ref_model,
+    };
+    let mut global_step = state.as_ref().map_or(0, |s| s.global_step);
+    for (si, stage) in cfg.stages.iter().enumerate() {
+        let resume_here = state.as_ref().filter(|s| s.stage_index == si).cloned();
+        if state.as_ref().is_some_and(|s| s.stage_index > si) {
+            continue; // finished before the interruption
+        }
+        let max_steps = match stage {
+            Stage::Sft => cfg.sft.max_steps,
+            Stage::Rl => cfg.rl.max_steps,
+        };
+        let max_steps = opts.max_steps.map_or(max_steps, |m| m.min(max_steps));
+        global_step = run_stage(
+            &mut ctx,
+            si,
+            *stage,
+            max_steps,
+            global_step,
+            resume_here,
+            opts.stop_after,
+        )?;
+        if opts.stop_after.is_some_and(|s| global_step >= s) {
+            eprintln!("stopped after step {global_step} (resume with --resume)");
+            return Ok(run_dir);
+        }
+    }
+    ctx.model.training = false;
+    // Final weights and evaluation.
+    let final_dir = run_dir.join("final");
+    match &ctx.lora {
+        Some(l) => lora::save_adapter(
+            &ctx.model,
+            l,
+            &final_dir,
+            &cfg.model.path.display().to_string(),
+        )?,
+        None => {
+            let conf = std::fs::read_to_string(cfg.model.path.join("config.json"))?;
+            ctx.model.save_pretrained(&final_dir, &conf)?;
+        }
+    }
+    let n = ctx.val.len();
+    if n > 0 {
+        let m = evaluate_on_val(&mut ctx, n, Some(&run_dir.join("eval")))?;
+        let j = serde_json::to_value(&m)?;
+        eprintln!(
+            "final evaluation on {n} {} examples: pr_auc={} f1={} ece={}",
+            cfg.data.val_split, j["pr_auc"], j["f1"], j["ece"]
+        );
+    }
+    crate::plots::write_run_plots(&run_dir)?;
+    Ok(run_dir)
+}
+
+/// The training examples: the train split, optionally capped with a chosen share of positives.
+fn select_train(all: &[Record], cfg: &RunConfig) -> Vec<Record> {
+    let mut pool: Vec<Record> = all
+        .iter()
+        .filter(|r| r.split.map(|s| s.as_str()) == Some(cfg.data.train_split.as_str()))
+        .cloned()
+        .collect();
+    let mut rng = StdRng::seed_from_u64(cfg.run.seed ^ 0x5eed_da7a);
+    pool.shuffle(&mut rng);
+    let Some(n) = cfg.data.max_train_examples else {
+        return pool;
+    };
+    match cfg.data.positive_fraction {
+        None => {
+            pool.truncate(n);
+            pool
+        }
+        Some(fr) => {
+            let want_pos = ((n as f64) * fr).round() as usize;
+            let pos: Vec<Record> = pool
+                .iter()
+                .filter(|r| r.label == 1)
+                .take(want_pos)
+                .cloned()
+                .collect();
+            let neg: Vec<Record> = pool
+                .iter()
+                .filter(|r| r.label == 0)
+                .take(n - pos.len())
+                .cloned()
+                .collect();
+            let mut out = [pos, neg].concat();
+            out.shuffle(&mut rng);
+            out
+        }
+    }
+}
+
+/// The index of the record at data position `cursor`: epochs in a seeded order of their own.
+fn record_at(n: usize, seed: u64, cursor: usize) -> usize {
+    let epoch = cursor / n;
+    let mut order: Vec<usize> = (0..n).collect();
+    order.shuffle(&mut StdRng::seed_from_u64(
+        seed.wrapping_mul(0x9e37_79b9_7f4a_7c15)
+            .wrapping_add(epoch as u64),
+    ));
+    order[cursor % n]
+}
+
+/// The SFT target: the output contract with a reasoning (the human rationale where the data has
+/// one, else a short templated justification of the label) and the verdict line.
+pub fn sft_target(r: &Record, policy: &Policy) -> String {
+    let cats = policy.category_names();
+    let violating = r.label == 1;
+    let category = if violating {
+        r.categories
+            .iter()
+            .find(|c| cats.contains(c))
+            .cloned()
+            .or_else(|| cats.first().cloned())
+    } else {
+        None
+    };
+    let p = match r.soft_label {
+        Some(s) if (s >= 0.5) == violating => s.clamp(0.02, 0.98),
+        _ if violating => 0.9,
+        _ => 0.1,
+    };
+    let p = (p * 100.0).round() / 100.0;
+    let mut reasoning = String::new();
+    if let Some(rat) = r.rationale.as_deref().filter(|s| !s.trim().is_empty()) {
+        reasoning.push_str(&format!(
+            "The words that carry the meaning here are: \"{}\". ",
+            rat.trim()
+        ));
+    }
+    match &category {
+        Some(c) => reasoning.push_str(&format!(
+            "The post attacks people for a protected characteristic, which meets the policy's definition of {c}, and none of the exclusions applies."
+        )),
+        None => reasoning.push_str(
+            "The post does not attack people for a protected characteristic as any category of the policy defines it, so it does not violate the policy.",
+        ),
+    }
+    let v = Verdict {
+        label: if violating {
+            Label::Violating
+        } else {
+            Label::NonViolating
+        },
+        category,
+        probability: p,
+    };
+    format!("{}<|im_end|>", verdict::format_output(&reasoning, &v))
+}
+
+fn progress(len: u64, what: &str) -> ProgressBar {
+    let pb = ProgressBar::new(len);
+    pb.set_style(
+        ProgressStyle::with_template(
+            "{prefix} [{elapsed_precise}] {wide_bar} step {pos}/{len} ETA {eta} {msg}",
+        )
+        .unwrap(),
+    );
+    pb.set_prefix(what.to_string());
+    pb
+}
+
+fn run_stage(
+    ctx: &mut Ctx,
+    stage_index: usize,
+    stage: Stage,
+    max_steps: usize,
+    mut global_step: usize,
+    resume: Option<TrainState>,
+    stop_after: Option<usize>,
+) -> Result<usize> {
+    let cfg = ctx.cfg;
+    let named: Vec<(String, Tensor)> = match &ctx.lora {
+        Some(_) => lora::adapter_tensors(&ctx.model),
+        None => ctx.model.named_parameters(),
+    };
+    let params: Vec<Tensor> = named.iter().map(|(_, t)| t.shallow_clone()).collect();
+    let (lr, warmup, wd) = match stage {
+        Stage::Sft => (
+            cfg.sft.learning_rate,
+            cfg.sft.warmup_steps,
+            cfg.sft.weight_decay,
+        ),
+        Stage::Rl => (cfg.rl.learning_rate, cfg.rl.warmup_steps, 0.0),
+    };
+    let mut opt = AdamW::new(
+        &params,
+        AdamWConfig {
+            lr,
+            weight_decay: wd,
+            ..Default::default()
+        },
+    );
+    let schedule = Schedule {
+        lr,
+        warmup_steps: warmup,
+        total_steps: max_steps,
+        min_lr_ratio: 0.1,
+    };
+    let mut state = TrainState {
+        stage,
+        stage_index,
+        step: 0,
+        global_step,
+        cursor: 0,
+        nonfinite_steps: 0,
+    };
+    if let Some(s) = resume {
+        let dir = checkpoint::latest(&ctx.run_dir)?.context("resume: checkpoint vanished")?;
+        state = checkpoint::restore(&dir, &ctx.model, &named, &mut opt)?;
+        global_step = state.global_step;
+        eprintln!(
+            "resuming {stage:?} at step {} from {}",
+            s.step,
+            dir.display()
+        );
+    }
+    let (prefix_ids, prompt_ids) = {
+        let renderer = PromptRenderer {
+            tok: &ctx.tok,
+            policy: &ctx.policy,
+            variant: ctx.variant,
+            no_system_role: cfg.data.no_system_role,
+        };
+        let ids: Vec<Vec<u32>> = ctx
+            .train
+            .iter()
+            .map(|r| renderer.ids(&r.text))
+            .collect::<Result<_>>()?;
+        (renderer.prefix_ids()?, ids)
+    };
+    let rewards_fns = if stage == Stage::Rl {
+        rewards::build_rewards(&cfg.rewards)?
+    } else {
+        vec![]
+    };
+    let mut length_monitor = LengthMonitor::new(10);
+    if state.step > 0 {
+        let past = crate::logging::read_metrics(ctx.logger.metrics_path())?;
+        length_monitor.replay(&past, "monitors/reasoning_words");
+    }
+    let pb = progress(max_steps as u64, &format!("{stage:?}"));
+    pb.set_position(state.step as u64);
+    while state.step < max_steps {
+        let t0 = Instant::now();
+        let step_seed = cfg
+            .run
+            .seed
+            .wrapping_mul(1_000_003)
+            .wrapping_add(global_step as u64);
+        tch::manual_seed(step_seed as i64);
+        let lr_now = schedule.lr_at(state.step);
+        let mut metrics = Map::new();
+        metrics.insert("stage".into(), json!(format!("{stage:?}").to_lowercase()));
+        let (loss, ntok) = match stage {
+            Stage::Sft => sft_step(
+                ctx,
+                &prompt_ids,
+                &prefix_ids,
+                &params,
+                &mut state,
+                &mut metrics,
+            )?,
+            Stage::Rl => rl_step(
+                ctx,
+                &prompt_ids,
+                &prefix_ids,
+                &params,
+                &rewards_fns,
+                &mut state,
+                step_seed,
+                &mut metrics,
+                &mut length_monitor,
+                &mut opt,
+                lr_now,
+            )?,
+        };
+        let grad_norm = clip_grad_norm(
+            &params,
+            match stage {
+                Stage::Sft => cfg.sft.max_grad_norm,
+                Stage::Rl => cfg.rl.max_grad_norm,
+            },
+        );
+        if !loss.is_finite() || !grad_norm.is_finite() {
+            zero_grad(&params);
+            state.nonfinite_steps += 1;
+            metrics.insert("nonfinite_skipped".into(), json!(1));
+            tracing::warn!(
+                "step {}: non-finite loss {loss} or grad norm {grad_norm}; step skipped",
+                state.step
+            );
+            if state.nonfinite_steps > cfg.rl.max_nonfinite_steps {
+                bail!(
+                    "stopping: {} steps had non-finite loss or gradients (limit rl.max_nonfinite_steps = {}); \
+                     lower the learning rate or check the data",
+                    state.nonfinite_steps,
+                    cfg.rl.max_nonfinite_steps
+                );
+            }
+        } else {
+            opt.step(&params, lr_now);
+            zero_grad(&params);
+        }
+        state.step += 1;
+        global_step += 1;
+        state.global_step = global_step;
+        metrics.insert("loss".into(), f(loss));
+        metrics.insert("grad_norm".into(), f(grad_norm));
+        metrics.insert("learning_rate".into(), f(lr_now));
+        metrics.insert("num_tokens".into(), json!(ntok));
+        metrics.insert("step_time".into(), f(t0.elapsed().as_secs_f64()));
+        let every = cfg.eval.every;
+        if every > 0 && state.step % every == 0 && !ctx.val.is_empty() {
+            let m = evaluate_on_val(ctx, cfg.eval.periodic_examples, None)?;
+            for (k, v) in [
+                ("eval/pr_auc", m.pr_auc),
+                ("eval/roc_auc", m.roc_auc),
+                ("eval/f1", m.f1),
+            ] {
+                metrics.insert(k.into(), v.map(f).unwrap_or(Value::Null));
+            }
+            metrics.insert(
+                "eval/format_failure_rate".into(),
+                m.format_failure_rate.map(f).unwrap_or(Value::Null),
+            );
+            if let Some(w) = m.mean_reasoning_words {
+                metrics.insert("eval/mean_reasoning_words".into(), f(w));
+            }
+        }
+        ctx.logger.log(global_step as u64, &metrics)?;
+        pb.set_message(format!("loss {loss:.4}"));
+        pb.inc(1);
+        let stopping = stop_after.is_some_and(|s| global_step >= s);
+        if (cfg.run.save_every > 0 && state.step % cfg.run.save_every == 0)
+            || state.step == max_steps
+            || stopping
+        {
+            checkpoint::save(
+                &ctx.run_dir,
+                &ctx.model,
+                ctx.lora.as_ref(),
+                &cfg.model.path,
+                &opt,
+                &state,
+                cfg.run.keep_checkpoints,
+            )?;
+        }
+        if stopping {
+            break;
+        }
+    }
+    pb.finish_and_clear();
+    Ok(global_step)
+}
+
+fn sft_step(
+    ctx: &mut Ctx,
+    prompt_ids: &[Vec<u32>],
+    prefix_ids: &[u32],
+    params: &[Tensor],
+    state: &mut TrainState,
+    _metrics: &mut Map<String, Value>,
+) -> Result<(f64, usize)> {
+    let cfg = ctx.cfg;
+    ctx.model.training = true;
+    let mut prompts = vec![];
+    let mut targets = vec![];
+    for _ in 0..cfg.sft.batch_size {
+        let i = record_at(ctx.train.len(), cfg.run.seed, state.cursor);
+        state.cursor += 1;
+        prompts.push(prompt_ids[i].clone());
+        targets.push(ctx.tok.encode(&sft_target(&ctx.train[i], &ctx.policy))?);
+    }
+    let total: f64 = targets.iter().map(|t| t.len() as f64).sum();
+    let mut loss_sum = 0.0;
+    for (pc, tc) in prompts
+        .chunks(cfg.sft.micro_batch_size)
+        .zip(targets.chunks(cfg.sft.micro_batch_size))
+    {
+        let pr: Vec<&[u32]> = pc.iter().map(|x| x.as_slice()).collect();
+        let cr: Vec<&[u32]> = tc.iter().map(|x| x.as_slice()).collect();
+        let lp =
+            completion_logprobs_with_prefix(&ctx.model, Some(prefix_ids), &pr, &cr, 1.0, false)?;
+        // Token mean over the whole batch, whatever the micro-batching.
+        let loss = -lp.logprobs.sum(Kind::Float) / total;
+        loss.backward();
+        loss_sum += loss.double_value(&[]);
+    }
+    let _ = params;
+    ctx.model.training = false;
+    Ok((loss_sum, total as usize))
+}
+
+#[allow(clippy::too_many_arguments)]
+fn rl_step(
+    ctx: &mut Ctx,
+    prompt_ids: &[Vec<u32>],
+    prefix_ids: &[u32],
+    params: &[Tensor],
+    rewards_fns: &[(f64, Box<dyn Reward>)],
+    state: &mut TrainState,
+    step_seed: u64,
+    metrics: &mut Map<String, Value>,
+    length_monitor: &mut LengthMonitor,
+    opt: &mut AdamW,
+    lr_now: f64,
+) -> Result<(f64, usize)> {
+    let cfg = ctx.cfg;
+    let rl = &cfg.rl;
+    let g = rl.num_generations;
+    // Rollouts (no dropout), the policy prefix prefilled once for all prompts and samples.
+    ctx.model.training = false;
+    let prefix = PrefixCache::new(&ctx.model, prefix_ids)?;
+    let params_s = SamplingParams {
+        max_new_tokens: rl.max_completion_length,
+        temperature: rl.temperature,
+        top_p: rl.top_p,
+        ..Default::default()
+    };
+    let mut recs: Vec<Record> = vec![];
+    let mut prompts: Vec<Vec<u32>> = vec![];
+    let mut comps: Vec<modrl_model::Completion> = vec![];
+    let mut texts: Vec<String> = vec![];
+    let mut per_fn: Vec<Vec<f64>> = vec![vec![]; rewards_fns.len()];
+    let mut total_r: Vec<f64> = vec![];
+    let mut rounds = 0;
+    let mut all_groups = 0usize;
+    let mut zero_groups = 0usize;
+    let t_gen = Instant::now();
+    loop {
+        let need = rl.prompts_per_step - recs.len();
+        let idx: Vec<usize> = (0..need)
+            .map(|_| {
+                let i = record_at(ctx.train.len(), cfg.run.seed, state.cursor);
+                state.cursor += 1;
+                i
+            })
+            .collect();
+        let batch: Vec<Record> = idx.iter().map(|&i| ctx.train[i].clone()).collect();
+        let p_ids: Vec<Vec<u32>> = idx.iter().map(|&i| prompt_ids[i].clone()).collect();
+        let sp = SamplingParams {
+            seed: Some(step_seed.wrapping_add(rounds as u64 * 7919)),
+            ..params_s.clone()
+        };
+        let outs = generate_with_prefix(&ctx.model, Some(&prefix), &p_ids, g, &sp, Some(&ctx.tok))?;
+        let out_texts: Vec<String> = outs
+            .iter()
+            .map(|o| ctx.tok.decode(&o.token_ids, true))
+            .collect::<Result<_>>()?;
+        let inputs: Vec<RewardInput> = outs
+            .iter()
+            .zip(&out_texts)
+            .map(|(o, t)| {
+                let r = &batch[o.prompt_index];
+                RewardInput {
+                    content: &r.text,
+                    label: r.label,
+                    categories: &r.categories,
+                    completion: t,
+                    rationale: r.rationale.as_deref(),
+                    policy: &ctx.policy,
+                }
+            })
+            .collect();
+        let mut fn_scores = vec![];
+        for (_, rf) in rewards_fns {
+            fn_scores.push(rf.score(&inputs)?);
+        }
+        let totals: Vec<f64> = (0..outs.len())
+            .map(|i| {
+                rewards_fns
+                    .iter()
+                    .zip(&fn_scores)
+                    .map(|((w, _), s)| w * s[i])
+                    .sum()
+            })
+            .collect();
+        let zero = zero_std_groups(&totals, g);
+        all_groups += zero.len();
+        zero_groups += zero.iter().filter(|&&z| z).count();
+        rounds += 1;
+        let last_round = !rl.dynamic_sampling || rounds > rl.max_resample_rounds;
+        for (gi, r) in batch.iter().enumerate() {
+            if rl.dynamic_sampling && zero[gi] && !last_round {
+                continue; // no learning signal in this group: draw another prompt instead
+            }
+            recs.push(r.clone());
+            for k in 0..g {
+                let i = gi * g + k;
+                prompts.push(p_ids[gi].clone());
+                comps.push(outs[i].clone());
+                texts.push(out_texts[i].clone());
+                total_r.push(totals[i]);
+                for (j, s) in fn_scores.iter().enumerate() {
+                    per_fn[j].push(s[i]);
+                }
+            }
+            if recs.len() == rl.prompts_per_step {
+                break;
+            }
+        }
+        if recs.len() >= rl.prompts_per_step || last_round {
+            break;
+        }
+    }
+    let gen_time = t_gen.elapsed().as_secs_f64();
+    let adv = advantages(&total_r, g, rl.scale_rewards);
+    let n = comps.len();
+    // Metrics named as TRL names them.
+    let mean = |x: &[f64]| x.iter().sum::<f64>() / x.len().max(1) as f64;
+    let std = |x: &[f64]| crate::advantage::unbiased_std(x);
+    metrics.insert("reward".into(), f(mean(&total_r)));
+    metrics.insert("reward_std".into(), f(std(&total_r)));
+    for ((_, rf), s) in rewards_fns.iter().zip(&per_fn) {
+        metrics.insert(format!("rewards/{}/mean", rf.name()), f(mean(s)));
+        metrics.insert(format!("rewards/{}/std", rf.name()), f(std(s)));
+    }
+    metrics.insert(
+        "frac_reward_zero_std".into(),
+        f(zero_groups as f64 / all_groups.max(1) as f64),
+    );
+    metrics.insert(
+        "frac_reward_zero_std_batch".into(),
+        f(frac_zero_std(&total_r, g)),
+    );
+    metrics.insert("dynamic_sampling/rounds".into(), json!(rounds));
+    let lens: Vec<f64> = comps.iter().map(|c| c.token_ids.len() as f64).collect();
+    let truncated: Vec<bool> = comps
+        .iter()
+        .map(|c| c.finish_reason == modrl_model::FinishReason::Length)
+        .collect();
+    let term: Vec<f64> = lens
+        .iter()
+        .zip(&truncated)
+        .filter(|(_, &t)| !t)
+        .map(|(l, _)| *l)
+        .collect();
+    metrics.insert("completions/mean_length".into(), f(mean(&lens)));
+    metrics.insert(
+        "completions/min_length".into(),
+        f(lens.iter().cloned().fold(f64::INFINITY, f64::min)),
+    );
+    metrics.insert(
+        "completions/max_length".into(),
+        f(lens.iter().cloned().fold(0.0, f64::max)),
+    );
+    metrics.insert(
+        "completions/clipped_ratio".into(),
+        f(truncated.iter().filter(|&&t| t).count() as f64 / n as f64),
+    );
+    metrics.insert(
+        "completions/mean_terminated_length".into(),
+        f(if term.is_empty() { 0.0 } else { mean(&term) }),
+    );
+    // Failure-mode monitors: reasoning length (collapse), instruction and factuality hallucination.
+    let words: Vec<f64> = texts
+        .iter()
+        .map(|t| verdict::word_count(&verdict::reasoning_text(t)) as f64)
+        .collect();
+    let mean_words = mean(&words);
+    metrics.insert("monitors/reasoning_words".into(), f(mean_words));
+    let trend = length_monitor.push(state.step as u64, mean_words);
+    for (k, v) in trend.to_metrics() {
+        metrics.insert(k, f(v));
+    }
+    let instr = texts
+        .iter()
+        .filter(|t| rewards::instruction_hallucination(t, &ctx.policy))
+        .count();
+    metrics.insert(
+        "monitors/instruction_hallucination_rate".into(),
+        f(instr as f64 / n as f64),
+    );
+    let quotes: Vec<bool> = texts
+        .iter()
+        .zip(&prompts)
+        .enumerate()
+        .filter_map(|(i, (t, _))| {
+            let r = &recs[i / g];
+            rewards::quote_hallucination(t, &r.text)
+        })
+        .collect();
+    if !quotes.is_empty() {
+        metrics.insert(
+            "monitors/factuality_hallucination_rate".into(),
+            f(quotes.iter().filter(|&&q| q).count() as f64 / quotes.len() as f64),
+        );
+    }
+    metrics.insert(
+        "monitors/quoting_rate".into(),
+        f(quotes.len() as f64 / n as f64),
+    );
+    metrics.insert("timing/generation".into(), f(gen_time));
+
+    // Policy update: the loss over all completions (micro-batched; gradients accumulate).
+    ctx.model.training = true;
+    let loss_cfg = LossConfig {
+        loss_type: rl.loss_type,
+        importance_sampling_level: rl.importance_sampling_level,
+        epsilon: rl.epsilon,
+        epsilon_high: rl.epsilon_high.unwrap_or(rl.epsilon),
+        beta: rl.beta,
+        delta: None,
+        max_completion_length: rl.max_completion_length,
+    };
+    let dev = ctx.model.device;
+    let mask_row = |i: usize| {
+        if rl.mask_truncated_completions && truncated[i] {
+            0.0
+        } else {
+            1.0
+        }
+    };
+    let total_tokens: f64 = comps
+        .iter()
+        .enumerate()
+        .map(|(i, c)| c.token_ids.len() as f64 * mask_row(i))
+        .sum();
+    let chunks: Vec<std::ops::Range<usize>> = (0..n)
+        .step_by(rl.micro_batch_size)
+        .map(|s| s..(s + rl.micro_batch_size).min(n))
+        .collect();
+    let mut old: Vec<Option<Tensor>> = (0..chunks.len()).map(|_| None).collect();
+    if rl.num_iterations > 1 {
+        ctx.model.training = false;
+        for (ci, r) in chunks.iter().enumerate() {
+            let pr: Vec<&[u32]> = prompts[r.clone()].iter().map(|x| x.as_slice()).collect();
+            let cr: Vec<&[u32]> = comps[r.clone()]
+                .iter()
+                .map(|c| c.token_ids.as_slice())
+                .collect();
+            old[ci] = Some(
+                tch::no_grad(|| {
+                    completion_logprobs_with_prefix(
+                        &ctx.model,
+                        Some(prefix_ids),
+                        &pr,
+                        &cr,
+                        rl.temperature,
+                        false,
+                    )
+                })?
+                .logprobs,
+            );
+        }
+        ctx.model.training = true;
+    }
+    let mut loss_total = 0.0;
+    let (mut ent_sum, mut clip_low, mut clip_high, mut clip_region, mut kl_sum, mut lp_diff) =
+        (0.0, 0.0, 0.0, 0.0, 0.0, 0.0);
+    for it in 0..rl.num_iterations {
+        if it > 0 {
+            // Several updates per batch of rollouts: the previous iteration's update happens here,
+            // the last one in the caller.
+            if clip_grad_norm(params, rl.max_grad_norm).is_finite() {
+                opt.step(params, lr_now);
+            }
+            zero_grad(params);
+        }
+        for (ci, r) in chunks.iter().enumerate() {
+            let pr: Vec<&[u32]> = prompts[r.clone()].iter().map(|x| x.as_slice()).collect();
+            let cr: Vec<&[u32]> = comps[r.clone()]
+                .iter()
+                .map(|c| c.token_ids.as_slice())
+                .collect();
+            let lp = completion_logprobs_with_prefix(
+                &ctx.model,
+                Some(prefix_ids),
+                &pr,
+                &cr,
+                rl.temperature,
+                true,
+            )?;
+            let rows = r.len() as i64;
+            let row_mask: Vec<f32> = r.clone().map(|i| mask_row(i) as f32).collect();
+            let mask = &lp.mask * Tensor::from_slice(&row_mask).view([rows, 1]).to_device(dev);
+            let a =
+                Tensor::from_slice(&adv[r.clone()].iter().map(|&x| x as f32).collect::<Vec<_>>())
+                    .to_device(dev);
+            let old_lp = old[ci]
+                .as_ref()
+                .map(|t| t.shallow_clone())
+                .unwrap_or_else(|| lp.logprobs.detach());
+            let ref_lp = if rl.beta > 0.0 {
+                Some(reference_logprobs(ctx, prefix_ids, &pr, &cr)?)
+            } else {
+                None
+            };
+            let out = policy_loss_accumulated(
+                &loss_cfg,
+                &lp.logprobs,
+                &old_lp,
+                ref_lp.as_ref(),
+                &a,
+                &mask,
+                Accumulation {
+                    steps: chunks.len(),
+                    active_tokens: Some(total_tokens.max(1.0)),
+                },
+            )?;
+            out.loss.backward();
+            let w = r.len() as f64 / n as f64;
+            loss_total += out.loss.double_value(&[]);
+            ent_sum += (lp.entropy.as_ref().unwrap() * &lp.mask)
+                .sum(Kind::Float)
+                .double_value(&[]);
+            clip_low += out.clip_ratio_low_mean * w;
+            clip_high += out.clip_ratio_high_mean * w;
+            clip_region += out.clip_ratio_region_mean * w;
+            kl_sum += out.kl_mean.unwrap_or(0.0) * w;
+            if it == 0 {
+                // Sampler vs trainer log-probs (they differ only by numerics when both are local).
+                for (k, i) in r.clone().enumerate() {
+                    let row: Vec<f32> = Vec::try_from(
+                        &lp.logprobs
+                            .get(k as i64)
+                            .detach()
+                            .to_kind(Kind::Float)
+                            .to_device(modrl_model::Device::Cpu),
+                    )?;
+                    for (j, s) in comps[i].logprobs.iter().enumerate() {
+                        lp_diff += (row[j] - s).abs() as f64;
+                    }
+                }
+            }
+        }
+    }
+    let all_tok: f64 = lens.iter().sum();
+    metrics.insert(
+        "entropy".into(),
+        f(ent_sum / all_tok.max(1.0) / rl.num_iterations as f64),
+    );
+    metrics.insert(
+        "clip_ratio/low_mean".into(),
+        f(clip_low / rl.num_iterations as f64),
+    );
+    metrics.insert(
+        "clip_ratio/high_mean".into(),
+        f(clip_high / rl.num_iterations as f64),
+    );
+    metrics.insert(
+        "clip_ratio/region_mean".into(),
+        f(clip_region / rl.num_iterations as f64),
+    );
+    if rl.beta > 0.0 {
+        metrics.insert("kl".into(), f(kl_sum / rl.num_iterations as f64));
+    }
+    metrics.insert(
+        "sampling/logprob_abs_diff_mean".into(),
+        f(lp_diff / all_tok.max(1.0)),
+    );
+    ctx.model.training = false;
+    Ok((loss_total / rl.num_iterations as f64, all_tok as usize))
+}
+
+/// Log-probs under the frozen reference: the base model without its adapters (LoRA), or a second
+/// copy of the base (full fine-tuning).
+fn reference_logprobs(
+    ctx: &mut Ctx,
+    prefix_ids: &[u32],
+    pr: &[&[u32]],
+    cr: &[&[u32]],
+) -> Result<Tensor> {
+    let t = ctx.cfg.rl.temperature;
+    tch::no_grad(|| match &ctx.ref_model {
+        Some(m) => {
+            Ok(completion_logprobs_with_prefix(m, Some(prefix_ids), pr, cr, t, false)?.logprobs)
+        }
+        None => {
+            ctx.model.adapters_enabled = false;
+            let r = completion_logprobs_with_prefix(&ctx.model, Some(prefix_ids), pr, cr, t, false);
+            ctx.model.adapters_enabled = true;
+            Ok(r?.logprobs)
+        }
+    })
+}
+
+/// Score `n` validation examples with the configured scoring mode; with `report`, write a full
+/// report folder there.
+fn evaluate_on_val(ctx: &mut Ctx, n: usize, report: Option<&Path>) -> Result<EvalMetrics> {
+    let cfg = ctx.cfg;
+    let was = ctx.model.training;
+    ctx.model.training = false;
+    let mode: ScoringMode = cfg.eval.scoring.parse()?;
+    let scfg = ScoreConfig {
+        mode,
+        variant: ctx.variant,
+        max_new_tokens: cfg.eval.max_new_tokens,
+        batch_rows: 32,
+        seed: cfg.run.seed,
+        no_system_role: cfg.data.no_system_role,
+    };
+    let scorer = Scorer::new(&ctx.model, &ctx.tok, &ctx.policy, scfg)?;
+    let items = &ctx.val[..n.min(ctx.val.len())];
+    let mut rows = vec![];
+    for chunk in items.chunks(scorer.items_per_batch()) {
+        let texts: Vec<&str> = chunk.iter().map(|r| r.text.as_str()).collect();
+        for (r, s) in chunk.iter().zip(scorer.score_batch(&texts)?) {
+            let mut row = ScoredRow::new(r.id.clone(), r.label, s.score);
+            row.pred_label = s.pred_label;
+            row.format_ok = s.format_ok;
+            row.failure = s.failure.clone();
+            row.reasoning_words = s.reasoning_words;
+            row.categories = r.categories.clone();
+            row.slices = r.slices.clone();
+            row.n_samples = Some(s.n_samples);
+            rows.push(row);
+        }
+    }
+    let m = evaluate(
+        &rows,
+        None,
+        &EvalOptions {
+            bootstrap: if report.is_some() { 1000 } else { 0 },
+            ..Default::default()
+        },
+    );
+    if let Some(dir) = report {
+        std::fs::create_dir_all(dir)?;
+        let mut w = std::fs::File::create(dir.join("scores.jsonl"))?;
+        for r in &rows {
+            use std::io::Write;
+            writeln!(w, "{}", serde_json::to_string(r)?)?;
+        }
+        let meta = ReportMeta {
+            title: format!("{} after training", ctx.policy.id),
+            model: format!(
+                "{} ({})",
+                ctx.run_dir.join("final").display(),
+                cfg.model.path.display()
+            ),
+            policy_id: ctx.policy.id.clone(),
+            policy_version: ctx.policy.version.clone(),
+            data_file: format!("{} [{}]", cfg.data.path.display(), cfg.data.val_split),
+            scoring_mode: mode.describe(),
+            command: std::env::args().collect::<Vec<_>>().join(" "),
+            timestamp: String::new(),
+            extra: vec![],
+        };
+        write_report(dir, &m, &meta)?;
+    }
+    ctx.model.training = was;
+    Ok(m)
+}
