@@ -29,7 +29,7 @@ if [ ! -x .venv/bin/python ]; then
   say "creating .venv with $($PY --version)"
   "$PY" -m venv .venv || fail "cannot create .venv (is the venv module installed?)"
 fi
-check='import torch, transformers, peft, gguf, sklearn, safetensors, tensorboard; assert torch.__version__.split("+")[0] == "2.11.0", torch.__version__'
+check='import torch, transformers, peft, gguf, sklearn, safetensors, tensorboard, openai; assert torch.__version__.split("+")[0] == "2.11.0", torch.__version__'
 if ! .venv/bin/python -c "$check" 2>/dev/null; then
   say "installing scripts/requirements.txt into .venv (torch is large: a few minutes)"
   .venv/bin/python -m pip install -q --upgrade pip || fail "pip upgrade failed"

@@ -257,8 +257,9 @@ pub fn render_chat_template(
         .map_err(|e| anyhow!("chat template failed: {e:#}"))
 }
 
-/// `strftime` for the few formats chat templates use (`%d %b %Y` and friends), in UTC.
-fn format_now(fmt: &str) -> String {
+/// The current UTC time as (year, month, day, seconds into the day). Written by hand (Howard
+/// Hinnant's civil-from-days) rather than pulling a date crate for two call sites.
+pub fn utc_now() -> (i64, i64, i64, i64) {
     let secs = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs() as i64)
@@ -274,6 +275,12 @@ fn format_now(fmt: &str) -> String {
     let d = doy - (153 * mp + 2) / 5 + 1;
     let m = if mp < 10 { mp + 3 } else { mp - 9 };
     let y = yoe + era * 400 + i64::from(m <= 2);
+    (y, m, d, secs.rem_euclid(86_400))
+}
+
+/// `strftime` for the few formats chat templates use (`%d %b %Y` and friends), in UTC.
+fn format_now(fmt: &str) -> String {
+    let (y, m, d, _) = utc_now();
     const MONTHS: [&str; 12] = [
         "January",
         "February",

@@ -16,9 +16,9 @@ use std::collections::HashMap;
 
 use anyhow::{bail, Context, Result};
 use modrl_model::generate::{generate_with_prefix, next_token_logits, PrefixCache, SamplingParams};
-use modrl_model::{Device, Kind, Message, Model, Tensor, Tokenizer};
-use modrl_moderation::prompt::{self, Role, Variant, VERDICT_PREFIX};
-use modrl_moderation::score::ScoringMode;
+use modrl_model::{Device, Kind, Model, Tensor, Tokenizer};
+use modrl_moderation::prompt::{Variant, VERDICT_PREFIX};
+use modrl_moderation::score::{PromptRenderer, ScoringMode};
 use modrl_moderation::verdict::{self, Label};
 use modrl_moderation::Policy;
 
@@ -59,14 +59,6 @@ pub struct PolicyPrompts {
     label_tokens: (u32, u32),
     branches: Vec<BranchNode>,
     prefix_ids: HashMap<Variant, Vec<u32>>,
-}
-
-fn role_name(r: Role) -> &'static str {
-    match r {
-        Role::System => "system",
-        Role::User => "user",
-        Role::Assistant => "assistant",
-    }
 }
 
 impl PolicyPrompts {
@@ -111,15 +103,7 @@ impl PolicyPrompts {
             .collect::<Result<_>>()?;
         p.branches = branch_nodes(&seqs);
         for v in [Variant::NoReasoning, reasoning_variant] {
-            let a = p.prompt_text(tok, "A", v)?;
-            let b = p.prompt_text(tok, "B", v)?;
-            let common: String = a
-                .chars()
-                .zip(b.chars())
-                .take_while(|(x, y)| x == y)
-                .map(|(x, _)| x)
-                .collect();
-            let ids = tok.encode(&common)?;
+            let ids = p.renderer(tok, v).prefix_ids()?;
             if ids.is_empty() {
                 bail!("policy {}: the prompts share no prefix", p.policy.id);
             }
@@ -139,17 +123,16 @@ impl PolicyPrompts {
     /// The full prompt text for one piece of content: chat template + generation prompt +
     /// assistant prefix (as `Scorer::prompt_text`).
     pub fn prompt_text(&self, tok: &Tokenizer, content: &str, variant: Variant) -> Result<String> {
-        let p = prompt::build(&self.policy, content, variant);
-        let msgs = if self.no_system_role {
-            p.without_system_role()
-        } else {
-            p.messages.clone()
-        };
-        let msgs: Vec<Message> = msgs
-            .iter()
-            .map(|m| Message::new(role_name(m.role), m.content.clone()))
-            .collect();
-        Ok(tok.apply_chat_template(&msgs, true)? + &p.assistant_prefix)
+        self.renderer(tok, variant).text(content)
+    }
+
+    fn renderer<'a>(&'a self, tok: &'a Tokenizer, variant: Variant) -> PromptRenderer<'a> {
+        PromptRenderer {
+            tok,
+            policy: &self.policy,
+            variant,
+            no_system_role: self.no_system_role,
+        }
     }
 
     pub fn prompt_ids(&self, tok: &Tokenizer, content: &str, variant: Variant) -> Result<Vec<u32>> {

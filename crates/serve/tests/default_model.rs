@@ -19,12 +19,12 @@ async fn scores_match_the_scorer_on_the_default_model() {
     let dir = default_model();
     let s = start(
         &dir,
-        &["hate-speech"],
+        &["offensive"],
         opts(|o| o.served_model_name = "smol".into()),
     )
     .await;
     let (model, tok) = modrl_model::load(&dir, Device::Cpu, Kind::Float).unwrap();
-    let pol = policy("hate-speech");
+    let pol = policy("offensive");
 
     // Verdict-token: the same P(violating) as the Scorer.
     let scorer = Scorer::new(
@@ -42,7 +42,7 @@ async fn scores_match_the_scorer_on_the_default_model() {
     assert_eq!(r.status, 200, "{}", r.text());
     let j = r.json();
     for (i, w) in want.iter().enumerate() {
-        let got = j["results"][i]["category_scores"]["hate-speech"]
+        let got = j["results"][i]["category_scores"]["offensive"]
             .as_f64()
             .unwrap();
         assert!((got - w.score).abs() < 1e-4, "{i}: {got} vs {}", w.score);
@@ -105,7 +105,7 @@ async fn scores_match_the_scorer_on_the_default_model() {
         &pol,
         ScoreConfig {
             mode: ScoringMode::Greedy,
-            max_new_tokens: 40,
+            max_new_tokens: 24,
             ..Default::default()
         },
     )
@@ -114,7 +114,7 @@ async fn scores_match_the_scorer_on_the_default_model() {
     let r = s
         .post(
             "/v1/classify",
-            &json!({"input": TEXTS[0], "scoring": "greedy", "max_tokens": 40, "return_reasoning": true}),
+            &json!({"input": TEXTS[0], "scoring": "greedy", "max_tokens": 24, "return_reasoning": true}),
         )
         .await;
     assert_eq!(r.status, 200, "{}", r.text());
