@@ -153,6 +153,11 @@ impl PrefixCache {
     }
 }
 
+/// Most attention-score elements one prefill forward may materialise (default 2^28, 1 GiB in f32);
+/// larger batches are prefilled in row chunks.
+pub static PREFILL_SCORE_BUDGET: std::sync::atomic::AtomicI64 =
+    std::sync::atomic::AtomicI64::new(1 << 28);
+
 /// Run the prompts through the model into a fresh cache with room for `extra` more tokens, reusing
 /// the shared prefix where the prompts start with it. Returns the cache and the logits `[B, V]` of
 /// the last prompt token of every row.
@@ -206,9 +211,32 @@ fn prefill(
     } else {
         AttnMask::Causal
     };
-    let hidden = model.forward_hidden(&ids, &pos, &attn, Some(&mut cache));
+    // Prefill in row chunks so that the attention scores of one forward ([rows, heads, T, P + T])
+    // stay within a memory budget however many rows and prompt tokens there are.
+    let budget = PREFILL_SCORE_BUDGET.load(std::sync::atomic::Ordering::Relaxed);
+    let heads = model.config.num_attention_heads as i64;
+    let chunk = (budget / (heads * lmax * (p + lmax)).max(1)).clamp(1, b0);
+    let mut last = Vec::new();
+    for start in (0..b0).step_by(chunk as usize) {
+        let n = chunk.min(b0 - start);
+        let mut sub = cache.rows_view(start, n);
+        let m = match &attn {
+            AttnMask::Explicit(m) if m.size()[0] == b0 => AttnMask::Explicit(m.narrow(0, start, n)),
+            AttnMask::Explicit(m) => AttnMask::Explicit(m.shallow_clone()),
+            AttnMask::Causal => AttnMask::Causal,
+            AttnMask::All => AttnMask::All,
+        };
+        let hidden = model.forward_hidden(
+            &ids.narrow(0, start, n),
+            &pos.narrow(0, start, n),
+            &m,
+            Some(&mut sub),
+        );
+        last.push(hidden.select(1, lmax - 1));
+    }
+    cache.len = lmax;
     cache.next_pos = mask.sum_dim_intlist(1, false, Kind::Int64) + p;
-    let logits = model.logits(&hidden.select(1, lmax - 1));
+    let logits = model.logits(&Tensor::cat(&last, 0));
     (cache, logits)
 }
 

@@ -205,6 +205,24 @@ impl KvCache {
         }
     }
 
+    /// A view of rows `start..start + n` sharing this cache's storage: a forward through the view
+    /// writes into this cache.
+    pub fn rows_view(&self, start: i64, n: i64) -> KvCache {
+        let rows = |t: &Tensor| t.narrow(0, start, n);
+        KvCache {
+            k: self.k.iter().map(rows).collect(),
+            v: self.v.iter().map(rows).collect(),
+            len: self.len,
+            key_mask: self.key_mask.as_ref().map(rows),
+            next_pos: rows(&self.next_pos),
+            shared: self.shared.as_ref().map(|sp| SharedPrefix {
+                k: sp.k.iter().map(|t| t.shallow_clone()).collect(),
+                v: sp.v.iter().map(|t| t.shallow_clone()).collect(),
+                len: sp.len,
+            }),
+        }
+    }
+
     pub fn batch(&self) -> i64 {
         self.k[0].size()[0]
     }

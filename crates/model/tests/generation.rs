@@ -170,3 +170,33 @@ fn shared_prefix_gives_the_same_results_as_full_prompts() {
         }
     }
 }
+
+#[test]
+fn row_chunked_prefill_gives_the_same_results() {
+    use modrl_model::generate::{generate_with_prefix, PrefixCache, PREFILL_SCORE_BUDGET};
+    use std::sync::atomic::Ordering;
+    let model = tiny_model(17);
+    let prefix: Vec<u32> = vec![1, 50, 51, 52, 53];
+    let prompts: Vec<Vec<u32>> = vec![
+        [prefix.clone(), vec![9, 8, 7]].concat(),
+        [prefix.clone(), vec![100]].concat(),
+        [prefix.clone(), vec![30, 31, 32, 33, 34]].concat(),
+    ];
+    let pc = PrefixCache::new(&model, &prefix).unwrap();
+    let p = SamplingParams {
+        max_new_tokens: 8,
+        temperature: 0.0,
+        stop_token_ids: vec![127],
+        ..Default::default()
+    };
+    let whole = generate_with_prefix(&model, Some(&pc), &prompts, 2, &p, None).unwrap();
+    let before = PREFILL_SCORE_BUDGET.swap(1, Ordering::Relaxed); // one row per prefill forward
+    let chunked = generate_with_prefix(&model, Some(&pc), &prompts, 2, &p, None);
+    PREFILL_SCORE_BUDGET.store(before, Ordering::Relaxed);
+    for (a, b) in whole.iter().zip(&chunked.unwrap()) {
+        assert_eq!(a.token_ids, b.token_ids);
+        for (x, y) in a.logprobs.iter().zip(&b.logprobs) {
+            assert!((x - y).abs() < 1e-5);
+        }
+    }
+}
