@@ -41,7 +41,7 @@ T0=$(date +%s)
 "$PY" bench/engine_peer.py drive --model "$MODEL" --data "$RAW/data.json" --ours "$OURS" \
     --runs "$RUNS" --threads "$THREADS" --lr 1e-5 \
     --configs "gen:1:$MAX_NEW,gen:16:$MAX_NEW,gen:64:$MAX_NEW_B64,train:8:256" \
-    --out "$RAW/results.json" 2> >(grep -v '^Loading weights' >&2)
+    --out "$RAW/results.json" 2> >(grep --line-buffered -v '^Loading weights' >&2)
 ELAPSED=$(( $(date +%s) - T0 ))
 
 # Positional argument order matches engine_report.py's expectations.

@@ -8,7 +8,8 @@
 #
 # Each run writes runs/zero-shot/<task>-<mode>/ (scores.jsonl, val_scores.jsonl, metrics.json,
 # report.html, report.md) and runs/zero-shot/<task>-<mode>.{log,time}. `modrl eval` resumes an
-# interrupted run from scores.jsonl; delete the run folder to time a run from scratch.
+# interrupted run from scores.jsonl; a finished run (metrics.json present) is kept as it is, so
+# delete its folder to rerun and re-time it.
 # The limits are CPU-budget choices (they apply to the test and the val split each; --limit takes
 # the first rows of each split in file order). Monte-Carlo uses N = 8 samples (the paper: N = 32).
 set -euo pipefail
@@ -35,6 +36,10 @@ if [ -z "${TABLES_ONLY:-}" ]; then
   run() { # name policy data scoring-args...
     local name=$1 policy=$2 data=$3; shift 3
     if [ -n "${ONLY:-}" ] && [[ " $ONLY " != *" $name "* ]]; then return 0; fi
+    # Another process scoring into $OUT (e.g. an earlier copy of these runs): let it finish first
+    # (two quiet checks in a row), then keep a result it wrote. Keeps the timings uncontended too.
+    while pgrep -f -- "eval .*--out $OUT/" >/dev/null || { sleep 15; pgrep -f -- "eval .*--out $OUT/" >/dev/null; }; do sleep 30; done
+    if [ -f "$OUT/$name/metrics.json" ]; then echo "== $name: $OUT/$name/metrics.json exists, kept (delete the folder to rerun)"; return 0; fi
     echo "== $name  start $(date -u +%FT%TZ)" | tee "$OUT/$name.log"
     /usr/bin/time -v -o "$OUT/$name.time" \
       $M eval --model "$MODEL" --policy "$policy" --data "$data" --out "$OUT/$name" "$@" \
