@@ -387,7 +387,8 @@ impl<'a> Scorer<'a> {
     }
 }
 
-fn mode_of(xs: &[String]) -> Option<String> {
+/// The most common string (the last of equally common ones), e.g. the category most samples name.
+pub fn mode_of(xs: &[String]) -> Option<String> {
     let mut counts: Vec<(&String, usize)> = vec![];
     for x in xs {
         match counts.iter_mut().find(|(k, _)| *k == x) {

@@ -18,7 +18,7 @@ use anyhow::{bail, Context, Result};
 use modrl_model::generate::{generate_with_prefix, next_token_logits, PrefixCache, SamplingParams};
 use modrl_model::{Device, Kind, Model, Tensor, Tokenizer};
 use modrl_moderation::prompt::{Variant, VERDICT_PREFIX};
-use modrl_moderation::score::{PromptRenderer, ScoringMode};
+use modrl_moderation::score::{mode_of, PromptRenderer, ScoringMode};
 use modrl_moderation::verdict::{self, Label};
 use modrl_moderation::Policy;
 
@@ -399,21 +399,6 @@ fn gather_logprobs(
         .enumerate()
         .map(|(r, c)| (0..c.len()).map(|j| got[r * k + j] as f64).collect())
         .collect())
-}
-
-fn mode_of(xs: &[String]) -> Option<String> {
-    let mut counts: Vec<(&String, usize)> = vec![];
-    for x in xs {
-        match counts.iter_mut().find(|(k, _)| *k == x) {
-            Some((_, c)) => *c += 1,
-            None => counts.push((x, 1)),
-        }
-    }
-    // As `Scorer`: the last of equally common ones.
-    counts
-        .into_iter()
-        .max_by_key(|(_, c)| *c)
-        .map(|(k, _)| k.clone())
 }
 
 #[cfg(test)]
