@@ -40,11 +40,11 @@ if [ -z "${TABLES_ONLY:-}" ]; then
     # (two quiet checks in a row), then keep a result it wrote. Keeps the timings uncontended too.
     while pgrep -f -- "eval .*--out $OUT/" >/dev/null || { sleep 15; pgrep -f -- "eval .*--out $OUT/" >/dev/null; }; do sleep 30; done
     if [ -f "$OUT/$name/metrics.json" ]; then echo "== $name: $OUT/$name/metrics.json exists, kept (delete the folder to rerun)"; return 0; fi
-    echo "== $name  start $(date -u +%FT%TZ)" | tee "$OUT/$name.log"
+    echo "== $name  start $(date -u +%FT%TZ)  loadavg $(cut -d' ' -f1-3 /proc/loadavg)" | tee "$OUT/$name.log"
     /usr/bin/time -v -o "$OUT/$name.time" \
       $M eval --model "$MODEL" --policy "$policy" --data "$data" --out "$OUT/$name" "$@" \
       2>&1 | tee -a "$OUT/$name.log"
-    echo "== $name  end   $(date -u +%FT%TZ)" | tee -a "$OUT/$name.log"
+    echo "== $name  end   $(date -u +%FT%TZ)  loadavg $(cut -d' ' -f1-3 /proc/loadavg)" | tee -a "$OUT/$name.log"
   }
 
   VT=(--scoring verdict-token --limit 200)
@@ -127,20 +127,24 @@ for task, data in tasks:
         secs = float(dict(meta["extra"]).get("scoring time (this run)", "nan s").split()[0])
         log = open(f"{out}/{task}-{mdir}.log").read() if os.path.exists(f"{out}/{task}-{mdir}.log") else ""
         pre = re.search(r"shared prompt prefix: (\d+) tokens", log)
-        wall = None
+        wall = cpu = None
         if os.path.exists(f"{out}/{task}-{mdir}.time"):
-            t = re.search(r"Elapsed \(wall clock\) time.*: (?:(\d+):)?(\d+):([\d.]+)", open(f"{out}/{task}-{mdir}.time").read())
+            tt = open(f"{out}/{task}-{mdir}.time").read()
+            t = re.search(r"Elapsed \(wall clock\) time.*: (?:(\d+):)?(\d+):([\d.]+)", tt)
             if t: wall = int(t.group(1) or 0) * 3600 + int(t.group(2)) * 60 + float(t.group(3))
+            u = re.search(r"User time \(seconds\): ([\d.]+)", tt); k = re.search(r"System time \(seconds\): ([\d.]+)", tt)
+            if u and k: cpu = float(u.group(1)) + float(k.group(1))
         items = len(sc) + len(vs)
         texts = [recs[s["id"]]["text"] for s in sc + vs if s["id"] in recs]
         chars = statistics.median(len(t) for t in texts) if texts else None
         toks = sorted(ntok(t) for t in texts) if (ntok and texts) else None
-        timing.append((task, mname, items, secs, wall, pre.group(1) if pre else "?", chars, toks))
+        timing.append((task, mname, items, secs, wall, cpu, pre.group(1) if pre else "?", chars, toks))
 
 print("\n### Timing (2 CPU cores; scoring time excludes model loading)\n")
-print("| Run | items scored (test + val) | scoring s | wall s | items/s | prefix tokens | content chars (median) | content tokens (median / p90 / max) |")
-print("|---|---:|---:|---:|---:|---:|---:|---:|")
-for task, mname, items, secs, wall, pre, chars, toks in timing:
+print("| Run | items scored (test + val) | scoring s | items/s | wall s (process) | CPU s (user+sys) | items per CPU-s | prefix tokens | content chars (median) | content tokens (median / p90 / max) |")
+print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+for task, mname, items, secs, wall, cpu, pre, chars, toks in timing:
     tk = f"{toks[len(toks)//2]} / {toks[int(len(toks)*0.9)]} / {toks[-1]}" if toks else "n/a"
-    print(f"| {task} {mname} | {items} | {secs:.1f} | {f(wall, 0)} | {items/secs:.3f} | {pre} | {chars} | {tk} |")
+    ipc = f"{items/cpu:.3f}" if cpu else "n/a"
+    print(f"| {task} {mname} | {items} | {secs:.1f} | {items/secs:.3f} | {f(wall, 0)} | {f(cpu, 0)} | {ipc} | {pre} | {chars} | {tk} |")
 EOF

@@ -17,6 +17,36 @@ pub enum DataCmd {
         /// The data file.
         file: PathBuf,
     },
+    /// Write the exact prompt text a model sees for each record (chat template + generation
+    /// prompt, as `modrl train` and `modrl eval` render it): JSONL `{id, label, prompt,
+    /// prompt_tokens}`. For inspection, and for running other tools on the same prompts.
+    Prompts(PromptsArgs),
+}
+
+#[derive(Args)]
+pub struct PromptsArgs {
+    /// Model directory (its tokenizer and chat template are used; no weights are read).
+    #[arg(long)]
+    model: PathBuf,
+    #[arg(long)]
+    policy: PathBuf,
+    /// Canonical JSONL or CSV.
+    #[arg(long = "in")]
+    input: PathBuf,
+    #[arg(long)]
+    out: PathBuf,
+    /// Only records of this split.
+    #[arg(long)]
+    split: Option<String>,
+    /// At most this many records (the first in file order).
+    #[arg(long)]
+    limit: Option<usize>,
+    /// Prompt variant: standard, reflection or no-reasoning (the verdict-token prompt).
+    #[arg(long, default_value = "standard")]
+    variant: String,
+    /// Fold the system message into the user turn (templates without a system role).
+    #[arg(long)]
+    no_system_role: bool,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -69,7 +99,51 @@ pub fn run(cmd: DataCmd) -> Result<()> {
             println!("{}", dataset::stats(&recs));
             Ok(())
         }
+        DataCmd::Prompts(a) => prompts(a),
     }
+}
+
+fn prompts(a: PromptsArgs) -> Result<()> {
+    use std::io::Write;
+    let tok = modrl_model::Tokenizer::from_dir(&a.model)?;
+    let policy = modrl_moderation::Policy::load(&a.policy)?;
+    let variant = match a.variant.as_str() {
+        "standard" => modrl_moderation::prompt::Variant::Standard,
+        "reflection" => modrl_moderation::prompt::Variant::Reflection,
+        "no-reasoning" => modrl_moderation::prompt::Variant::NoReasoning,
+        other => bail!(
+            "--variant: unknown prompt variant {other:?} (standard, reflection, no-reasoning)"
+        ),
+    };
+    let renderer = modrl_moderation::score::PromptRenderer {
+        tok: &tok,
+        policy: &policy,
+        variant,
+        no_system_role: a.no_system_role,
+    };
+    let recs = read_records(&a.input, false)?;
+    let mut w = std::io::BufWriter::new(
+        std::fs::File::create(&a.out)
+            .with_context(|| format!("cannot create {}", a.out.display()))?,
+    );
+    let mut n = 0;
+    for r in recs.iter().filter(|r| {
+        a.split
+            .as_deref()
+            .is_none_or(|s| r.split.map(|x| x.as_str()) == Some(s))
+    }) {
+        if a.limit.is_some_and(|l| n >= l) {
+            break;
+        }
+        let text = renderer.text(&r.text)?;
+        let ids = tok.encode(&text)?;
+        let row = serde_json::json!({"id": r.id, "label": r.label, "prompt": text, "prompt_tokens": ids.len()});
+        writeln!(w, "{row}")?;
+        n += 1;
+    }
+    w.flush()?;
+    eprintln!("wrote {n} prompts to {}", a.out.display());
+    Ok(())
 }
 
 fn import(a: ImportArgs) -> Result<()> {

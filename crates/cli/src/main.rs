@@ -3,6 +3,7 @@
 mod classify;
 mod data;
 mod eval;
+mod plot;
 mod serve;
 mod train;
 
@@ -38,6 +39,8 @@ enum Cmd {
     Serve(Box<serve::ServeArgs>),
     /// Classify a JSONL / CSV file under a policy (resumable), with a rejects file for bad rows.
     Classify(Box<classify::ClassifyArgs>),
+    /// Draw runs side by side (SVG): one panel per metric, one line per run.
+    Plot(plot::PlotArgs),
 }
 
 /// Where and how to load a model.
@@ -172,6 +175,7 @@ fn main() {
         Cmd::Train(a) => train::run(a),
         Cmd::Serve(a) => serve::run(*a),
         Cmd::Classify(a) => classify::run(*a),
+        Cmd::Plot(a) => plot::run(a),
     };
     if let Err(e) = r {
         eprintln!("error: {e:#}");

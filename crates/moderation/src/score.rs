@@ -280,6 +280,21 @@ impl<'a> Scorer<'a> {
     }
 
     fn verdict_token(&self, prompts: &[Vec<u32>]) -> Result<Vec<ItemScore>> {
+        // Rows of one forward pass are padded to the longest: run similar lengths together.
+        let mut out: Vec<Option<ItemScore>> = vec![None; prompts.len()];
+        for group in length_groups(prompts) {
+            let sub: Vec<Vec<u32>> = group.iter().map(|&i| prompts[i].clone()).collect();
+            for (i, s) in group.into_iter().zip(self.verdict_token_batch(&sub)?) {
+                out[i] = Some(s);
+            }
+        }
+        Ok(out
+            .into_iter()
+            .map(|s| s.expect("every row scored"))
+            .collect())
+    }
+
+    fn verdict_token_batch(&self, prompts: &[Vec<u32>]) -> Result<Vec<ItemScore>> {
         let logits = next_token_logits(self.model, Some(&self.prefix), prompts)?;
         let lp = logits.to_kind(Kind::Float).log_softmax(-1, Kind::Float);
         let (v, n) = self.label_tokens;
@@ -387,6 +402,30 @@ impl<'a> Scorer<'a> {
     }
 }
 
+/// Indices of `prompts` grouped for batched forward passes: sorted by length, a new group started
+/// whenever padding to the group's longest row would waste more than a quarter of its tokens.
+pub fn length_groups(prompts: &[Vec<u32>]) -> Vec<Vec<usize>> {
+    let mut order: Vec<usize> = (0..prompts.len()).collect();
+    order.sort_by_key(|&i| prompts[i].len());
+    let mut groups: Vec<Vec<usize>> = vec![];
+    let mut cur: Vec<usize> = vec![];
+    let mut sum = 0usize;
+    for i in order {
+        let len = prompts[i].len();
+        // Sorted ascending: the new row is the longest, so the padded size is rows * len.
+        if !cur.is_empty() && (cur.len() + 1) * len * 4 > (sum + len) * 5 {
+            groups.push(std::mem::take(&mut cur));
+            sum = 0;
+        }
+        cur.push(i);
+        sum += len;
+    }
+    if !cur.is_empty() {
+        groups.push(cur);
+    }
+    groups
+}
+
 /// The most common string (the last of equally common ones), e.g. the category most samples name.
 pub fn mode_of(xs: &[String]) -> Option<String> {
     let mut counts: Vec<(&String, usize)> = vec![];
@@ -436,6 +475,26 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("unknown scoring mode"));
+    }
+
+    #[test]
+    fn length_groups_cover_every_row_once_and_bound_padding() {
+        let lens = [5usize, 300, 6, 7, 290, 5, 1000, 8];
+        let prompts: Vec<Vec<u32>> = lens.iter().map(|&n| vec![1; n]).collect();
+        let groups = length_groups(&prompts);
+        let mut seen: Vec<usize> = groups.concat();
+        seen.sort();
+        assert_eq!(seen, (0..lens.len()).collect::<Vec<_>>());
+        for g in &groups {
+            let max = g.iter().map(|&i| lens[i]).max().unwrap();
+            let sum: usize = g.iter().map(|&i| lens[i]).sum();
+            assert!(g.len() == 1 || g.len() * max * 4 <= sum * 5, "{g:?}");
+        }
+        // Short rows stay together; the 1000-token row is alone.
+        assert!(groups.iter().any(|g| g.len() >= 4));
+        assert!(groups.contains(&vec![6]));
+        // Equal lengths: one group.
+        assert_eq!(length_groups(&vec![vec![1u32; 9]; 5]).len(), 1);
     }
 
     #[test]

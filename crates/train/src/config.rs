@@ -92,6 +92,11 @@ pub struct DataConfig {
     /// natural prevalence.
     #[serde(default)]
     pub positive_fraction: Option<f64>,
+    /// Train only on examples whose text has at most this many characters (long outliers pad every
+    /// micro-batch to their length, which costs CPU time; evaluation keeps every length).
+    /// Default: no limit.
+    #[serde(default)]
+    pub max_text_chars: Option<usize>,
     /// Use at most this many validation examples. Default 200.
     #[serde(default = "default_max_val")]
     pub max_val_examples: usize,
@@ -134,6 +139,12 @@ pub struct SftConfig {
     pub max_grad_norm: f64,
     /// Weight decay (AdamW). Default 0.
     pub weight_decay: f64,
+    /// Share of SFT examples trained in the no-reasoning format (the prompt ends with the verdict
+    /// prefix and the target is the rest of the verdict line). The templated reasoning of the full
+    /// format states the decision in one token among ~60, so the decision gets little gradient;
+    /// verdict-only examples put it on the label token that verdict-token scoring reads. Default 0
+    /// (every example has reasoning, as in the paper).
+    pub verdict_only_fraction: f64,
 }
 
 impl Default for SftConfig {
@@ -146,6 +157,7 @@ impl Default for SftConfig {
             warmup_steps: 5,
             max_grad_norm: 1.0,
             weight_decay: 0.0,
+            verdict_only_fraction: 0.0,
         }
     }
 }
@@ -200,6 +212,20 @@ pub struct RlConfig {
     pub micro_batch_size: usize,
     /// Stop after this many steps skipped for NaN/Inf loss or gradients. Default 5.
     pub max_nonfinite_steps: usize,
+    /// Rollout engine. Unset: this process generates. Else the base URL of an OpenAI-compatible
+    /// server (vLLM, SGLang, `modrl serve`) serving the same base model, e.g.
+    /// `http://127.0.0.1:8000/v1`: before every step the trainer writes the current LoRA adapter
+    /// and asks the server to load it (`/v1/load_lora_adapter`), then samples the rollouts there
+    /// (token ids in, tokens + log-probs out) and recomputes log-probs locally for the loss
+    /// (`sampling/*` metrics give the difference). Needs `[lora]`. Default: unset.
+    pub rollout_url: Option<String>,
+    /// The name the adapter is loaded under on the rollout server (the `model` of rollout
+    /// requests). Default `modrl-policy`.
+    pub rollout_model: String,
+    /// Environment variable holding the rollout server's API key. Default: none (no key sent).
+    pub rollout_api_key_env: Option<String>,
+    /// Seconds one rollout request may take. Default 600.
+    pub rollout_timeout_s: u64,
 }
 
 impl Default for RlConfig {
@@ -226,6 +252,10 @@ impl Default for RlConfig {
             max_grad_norm: 1.0,
             micro_batch_size: 8,
             max_nonfinite_steps: 5,
+            rollout_url: None,
+            rollout_model: "modrl-policy".into(),
+            rollout_api_key_env: None,
+            rollout_timeout_s: 600,
         }
     }
 }
@@ -327,11 +357,20 @@ impl RunConfig {
             if rl.num_iterations == 0 {
                 bail!("field \"rl.num_iterations\": must be >= 1");
             }
+            if rl.rollout_url.is_some() && self.lora.is_none() && self.model.adapter.is_none() {
+                bail!("field \"rl.rollout_url\": remote rollouts sync weights by LoRA adapter; add a [lora] table (full-weight sync to a remote engine is not implemented)");
+            }
+            if rl.rollout_model.trim().is_empty() {
+                bail!("field \"rl.rollout_model\": must not be empty");
+            }
         }
         if self.stages.contains(&Stage::Sft)
             && (self.sft.batch_size == 0 || self.sft.micro_batch_size == 0)
         {
             bail!("fields \"sft.batch_size\" and \"sft.micro_batch_size\" must be positive");
+        }
+        if !(0.0..=1.0).contains(&self.sft.verdict_only_fraction) {
+            bail!("field \"sft.verdict_only_fraction\": must be in [0, 1]");
         }
         if let Some(f) = self.data.positive_fraction {
             if !(0.0..=1.0).contains(&f) {

@@ -13,14 +13,14 @@ use modrl_model::train::{
 use modrl_model::{lora, parse_device, parse_kind, Kind, LoraConfig, Model, Tensor, Tokenizer};
 use modrl_moderation::dataset::{self, ReadOptions};
 use modrl_moderation::eval::{evaluate, EvalMetrics, EvalOptions, ScoredRow};
-use modrl_moderation::prompt::Variant;
+use modrl_moderation::prompt::{Variant, VERDICT_PREFIX};
 use modrl_moderation::report::{write_report, ReportMeta};
 use modrl_moderation::score::{PromptRenderer, ScoreConfig, Scorer, ScoringMode};
 use modrl_moderation::verdict::{self, Label, Verdict};
 use modrl_moderation::{Policy, Record};
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
-use rand::SeedableRng;
+use rand::{Rng, SeedableRng};
 use serde_json::{json, Map, Value};
 
 use crate::advantage::{advantages, frac_zero_std, zero_std_groups};
@@ -28,6 +28,7 @@ use crate::checkpoint::{self, TrainState};
 use crate::config::{RunConfig, Stage};
 use crate::logging::{LengthMonitor, RunLogger};
 use crate::loss::{policy_loss_accumulated, Accumulation, LossConfig};
+use crate::openai::OpenAiClient;
 use crate::rewards::{self, Reward, RewardInput};
 
 /// Command-line overrides of a run.
@@ -57,6 +58,70 @@ struct Ctx<'a> {
     lora: Option<LoraConfig>,
     logger: RunLogger,
     ref_model: Option<Model>,
+    rollout: Option<RemoteRollout>,
+}
+
+/// Rollouts on an OpenAI-compatible server, with the policy's LoRA adapter synced every step.
+struct RemoteRollout {
+    client: OpenAiClient,
+    /// Name of the adapter on the server (the `model` of rollout requests).
+    model: String,
+    /// Where the adapter is written for the server to read (absolute).
+    adapter_dir: PathBuf,
+    /// Whether this run has loaded the adapter on the server (so it must unload it first).
+    loaded: bool,
+}
+
+impl RemoteRollout {
+    fn connect(cfg: &RunConfig, url: &str, run_dir: &Path) -> Result<Self> {
+        let rl = &cfg.rl;
+        let key = match &rl.rollout_api_key_env {
+            Some(var) => Some(std::env::var(var).with_context(|| {
+                format!("field \"rl.rollout_api_key_env\": environment variable {var} is not set")
+            })?),
+            None => None,
+        };
+        let client = OpenAiClient::new(
+            url,
+            key,
+            std::time::Duration::from_secs(rl.rollout_timeout_s),
+        )?;
+        let models = client
+            .models()
+            .with_context(|| format!("rollout server {url} (field \"rl.rollout_url\")"))?;
+        // A run resumed after a crash may find its adapter still loaded: start clean.
+        if models.iter().any(|m| m == &rl.rollout_model) {
+            client.unload_lora_adapter(&rl.rollout_model)?;
+        }
+        let dir = run_dir.join("rollout_adapter");
+        std::fs::create_dir_all(&dir)?;
+        let adapter_dir = dir.canonicalize()?;
+        eprintln!(
+            "modrl train: rollouts on {} as {:?} (adapter synced every step from {})",
+            client.base_url(),
+            rl.rollout_model,
+            adapter_dir.display()
+        );
+        Ok(RemoteRollout {
+            client,
+            model: rl.rollout_model.clone(),
+            adapter_dir,
+            loaded: false,
+        })
+    }
+
+    /// Write the current adapter and make the server serve it under `self.model`.
+    fn sync(&mut self, model: &Model, lcfg: &LoraConfig, base: &str) -> Result<()> {
+        lora::save_adapter(model, lcfg, &self.adapter_dir, base)?;
+        if self.loaded {
+            self.client.unload_lora_adapter(&self.model)?;
+            self.loaded = false;
+        }
+        let path = self.adapter_dir.display().to_string();
+        self.client.load_lora_adapter(&self.model, &path)?;
+        self.loaded = true;
+        Ok(())
+    }
 }
 
 fn f(x: f64) -> Value {
@@ -149,6 +214,12 @@ pub fn run(cfg: &RunConfig, config_path: &Path, opts: &TrainOptions) -> Result<P
     } else {
         None
     };
+    let rollout = match &cfg.rl.rollout_url {
+        Some(url) if cfg.stages.contains(&Stage::Rl) => {
+            Some(RemoteRollout::connect(cfg, url, &run_dir)?)
+        }
+        _ => None,
+    };
     let logger = RunLogger::create(&run_dir, opts.resume)?;
     let mut ctx = Ctx {
         cfg,
@@ -162,6 +233,7 @@ pub fn run(cfg: &RunConfig, config_path: &Path, opts: &TrainOptions) -> Result<P
         lora: lora_cfg,
         logger,
         ref_model,
+        rollout,
     };
     let mut global_step = state.as_ref().map_or(0, |s| s.global_step);
     for (si, stage) in cfg.stages.iter().enumerate() {
@@ -187,22 +259,16 @@ pub fn run(cfg: &RunConfig, config_path: &Path, opts: &TrainOptions) -> Result<P
             eprintln!("stopped after step {global_step} (resume with --resume)");
             return Ok(run_dir);
         }
+        // The weights after each stage but the last (e.g. the SFT-only baseline of SFT then RL).
+        if si + 1 < cfg.stages.len() {
+            let dir = run_dir.join(format!("after_{}", format!("{stage:?}").to_lowercase()));
+            save_weights(&ctx, &dir)?;
+            eprintln!("weights after {stage:?}: {}", dir.display());
+        }
     }
     ctx.model.training = false;
     // Final weights and evaluation.
-    let final_dir = run_dir.join("final");
-    match &ctx.lora {
-        Some(l) => lora::save_adapter(
-            &ctx.model,
-            l,
-            &final_dir,
-            &cfg.model.path.display().to_string(),
-        )?,
-        None => {
-            let conf = std::fs::read_to_string(cfg.model.path.join("config.json"))?;
-            ctx.model.save_pretrained(&final_dir, &conf)?;
-        }
-    }
+    save_weights(&ctx, &run_dir.join("final"))?;
     let n = ctx.val.len();
     if n > 0 {
         let m = evaluate_on_val(&mut ctx, n, Some(&run_dir.join("eval")))?;
@@ -216,11 +282,45 @@ pub fn run(cfg: &RunConfig, config_path: &Path, opts: &TrainOptions) -> Result<P
     Ok(run_dir)
 }
 
+/// The shared prompt prefix and every training prompt (token ids) in one prompt variant.
+fn render_train(ctx: &Ctx, variant: Variant) -> Result<(Vec<u32>, Vec<Vec<u32>>)> {
+    let renderer = PromptRenderer {
+        tok: &ctx.tok,
+        policy: &ctx.policy,
+        variant,
+        no_system_role: ctx.cfg.data.no_system_role,
+    };
+    let ids: Vec<Vec<u32>> = ctx
+        .train
+        .iter()
+        .map(|r| renderer.ids(&r.text))
+        .collect::<Result<_>>()?;
+    Ok((renderer.prefix_ids()?, ids))
+}
+
+/// The trained weights as a PEFT adapter (LoRA) or an HF model directory (full fine-tuning).
+fn save_weights(ctx: &Ctx, dir: &Path) -> Result<()> {
+    let cfg = ctx.cfg;
+    match &ctx.lora {
+        Some(l) => lora::save_adapter(&ctx.model, l, dir, &cfg.model.path.display().to_string())?,
+        None => {
+            let conf = std::fs::read_to_string(cfg.model.path.join("config.json"))?;
+            ctx.model.save_pretrained(dir, &conf)?;
+        }
+    }
+    Ok(())
+}
+
 /// The training examples: the train split, optionally capped with a chosen share of positives.
 fn select_train(all: &[Record], cfg: &RunConfig) -> Vec<Record> {
     let mut pool: Vec<Record> = all
         .iter()
         .filter(|r| r.split.map(|s| s.as_str()) == Some(cfg.data.train_split.as_str()))
+        .filter(|r| {
+            cfg.data
+                .max_text_chars
+                .is_none_or(|m| r.text.chars().count() <= m)
+        })
         .cloned()
         .collect();
     let mut rng = StdRng::seed_from_u64(cfg.run.seed ^ 0x5eed_da7a);
@@ -265,17 +365,45 @@ fn record_at(n: usize, seed: u64, cursor: usize) -> usize {
     order[cursor % n]
 }
 
-/// The SFT target: the output contract with a reasoning (the human rationale where the data has
-/// one, else a short templated justification of the label) and the verdict line.
+/// The SFT target (the end-of-turn token is appended by the caller): the output contract with a reasoning (the human rationale where the data has
+/// one, else a short templated justification of the label built from the policy's own category
+/// definition) and the verdict line.
 pub fn sft_target(r: &Record, policy: &Policy) -> String {
+    let (reasoning, v) = sft_parts(r, policy);
+    verdict::format_output(&reasoning, &v)
+}
+
+/// The verdict-only SFT target: the rest of the verdict line after the no-reasoning prompt's
+/// assistant prefix (`{"label": "`), so that the next token is the label token that verdict-token
+/// scoring reads.
+pub fn sft_target_verdict_only(r: &Record, policy: &Policy) -> String {
+    let line = sft_parts(r, policy).1.to_json_line();
+    line.strip_prefix(VERDICT_PREFIX)
+        .unwrap_or(&line)
+        .to_string()
+}
+
+/// Whether SFT example number `cursor` is trained in the verdict-only format: a fixed function of
+/// seed and position, so a resumed run makes the same choices.
+fn verdict_only_at(seed: u64, cursor: usize, fraction: f64) -> bool {
+    if fraction <= 0.0 {
+        return false;
+    }
+    let u = StdRng::seed_from_u64(seed ^ (cursor as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15))
+        .random::<f64>();
+    u < fraction
+}
+
+fn sft_parts(r: &Record, policy: &Policy) -> (String, Verdict) {
     let cats = policy.category_names();
     let violating = r.label == 1;
+    // The record's category when the policy has it; a one-category policy's only category.
     let category = if violating {
         r.categories
             .iter()
             .find(|c| cats.contains(c))
             .cloned()
-            .or_else(|| cats.first().cloned())
+            .or_else(|| (cats.len() == 1).then(|| cats[0].clone()))
     } else {
         None
     };
@@ -293,12 +421,22 @@ pub fn sft_target(r: &Record, policy: &Policy) -> String {
         ));
     }
     match &category {
-        Some(c) => reasoning.push_str(&format!(
-            "The post attacks people for a protected characteristic, which meets the policy's definition of {c}, and none of the exclusions applies."
-        )),
-        None => reasoning.push_str(
-            "The post does not attack people for a protected characteristic as any category of the policy defines it, so it does not violate the policy.",
+        Some(c) => {
+            let def = policy
+                .category(c)
+                .map(|k| first_sentence(&k.violates))
+                .unwrap_or_default();
+            reasoning.push_str(&format!(
+                "The content matches the policy's definition of {c} ({def}), and none of the exclusions applies, so it violates the policy."
+            ));
+        }
+        None if violating => reasoning.push_str(
+            "The content matches one of the policy's categories of violating content, and none of the exclusions applies, so it violates the policy.",
         ),
+        None => reasoning.push_str(&format!(
+            "The content does not match any category the policy defines ({}), or one of the exclusions applies, so it does not violate the policy.",
+            cats.join(", ")
+        )),
     }
     let v = Verdict {
         label: if violating {
@@ -309,7 +447,16 @@ pub fn sft_target(r: &Record, policy: &Policy) -> String {
         category,
         probability: p,
     };
-    format!("{}<|im_end|>", verdict::format_output(&reasoning, &v))
+    (reasoning, v)
+}
+
+/// The first sentence (or line) of a definition, without its final period, for templated reasons.
+fn first_sentence(text: &str) -> String {
+    let t = text.trim().trim_start_matches("- ");
+    let end = t
+        .find(|c| c == '\n' || c == '.' || c == ':')
+        .unwrap_or(t.len());
+    t[..end].trim().to_string()
 }
 
 fn progress(len: u64, what: &str) -> ProgressBar {
@@ -379,19 +526,12 @@ fn run_stage(
             dir.display()
         );
     }
-    let (prefix_ids, prompt_ids) = {
-        let renderer = PromptRenderer {
-            tok: &ctx.tok,
-            policy: &ctx.policy,
-            variant: ctx.variant,
-            no_system_role: cfg.data.no_system_role,
-        };
-        let ids: Vec<Vec<u32>> = ctx
-            .train
-            .iter()
-            .map(|r| renderer.ids(&r.text))
-            .collect::<Result<_>>()?;
-        (renderer.prefix_ids()?, ids)
+    let (prefix_ids, prompt_ids) = render_train(ctx, ctx.variant)?;
+    // SFT examples in the no-reasoning format (the prompt verdict-token scoring reads), if asked.
+    let verdict_only = if stage == Stage::Sft && cfg.sft.verdict_only_fraction > 0.0 {
+        Some(render_train(ctx, Variant::NoReasoning)?)
+    } else {
+        None
     };
     let rewards_fns = if stage == Stage::Rl {
         rewards::build_rewards(&cfg.rewards)?
@@ -421,6 +561,7 @@ fn run_stage(
                 ctx,
                 &prompt_ids,
                 &prefix_ids,
+                verdict_only.as_ref(),
                 &params,
                 &mut state,
                 &mut metrics,
@@ -522,34 +663,63 @@ fn sft_step(
     ctx: &mut Ctx,
     prompt_ids: &[Vec<u32>],
     prefix_ids: &[u32],
+    verdict_only: Option<&(Vec<u32>, Vec<Vec<u32>>)>,
     params: &[Tensor],
     state: &mut TrainState,
-    _metrics: &mut Map<String, Value>,
+    metrics: &mut Map<String, Value>,
 ) -> Result<(f64, usize)> {
     let cfg = ctx.cfg;
     ctx.model.training = true;
-    let mut prompts = vec![];
-    let mut targets = vec![];
+    // Two formats, each with its own shared prefix: [0] reasoning + verdict, [1] verdict only.
+    let mut prompts: [Vec<Vec<u32>>; 2] = [vec![], vec![]];
+    let mut targets: [Vec<Vec<u32>>; 2] = [vec![], vec![]];
     for _ in 0..cfg.sft.batch_size {
         let i = record_at(ctx.train.len(), cfg.run.seed, state.cursor);
+        let short = verdict_only.is_some()
+            && verdict_only_at(cfg.run.seed, state.cursor, cfg.sft.verdict_only_fraction);
         state.cursor += 1;
-        prompts.push(prompt_ids[i].clone());
-        targets.push(ctx.tok.encode(&sft_target(&ctx.train[i], &ctx.policy))?);
+        let (f, text) = match verdict_only {
+            Some((_, ids)) if short => {
+                prompts[1].push(ids[i].clone());
+                (1, sft_target_verdict_only(&ctx.train[i], &ctx.policy))
+            }
+            _ => {
+                prompts[0].push(prompt_ids[i].clone());
+                (0, sft_target(&ctx.train[i], &ctx.policy))
+            }
+        };
+        let mut t = ctx.tok.encode(&text)?;
+        // The answer ends with the tokenizer's end-of-turn token, as in generation.
+        t.extend(ctx.tok.eos_token_id);
+        targets[f].push(t);
     }
-    let total: f64 = targets.iter().map(|t| t.len() as f64).sum();
+    let total: f64 = targets.iter().flatten().map(|t| t.len() as f64).sum();
     let mut loss_sum = 0.0;
-    for (pc, tc) in prompts
-        .chunks(cfg.sft.micro_batch_size)
-        .zip(targets.chunks(cfg.sft.micro_batch_size))
-    {
-        let pr: Vec<&[u32]> = pc.iter().map(|x| x.as_slice()).collect();
-        let cr: Vec<&[u32]> = tc.iter().map(|x| x.as_slice()).collect();
-        let lp =
-            completion_logprobs_with_prefix(&ctx.model, Some(prefix_ids), &pr, &cr, 1.0, false)?;
-        // Token mean over the whole batch, whatever the micro-batching.
-        let loss = -lp.logprobs.sum(Kind::Float) / total;
-        loss.backward();
-        loss_sum += loss.double_value(&[]);
+    for f in 0..2 {
+        let prefix = if f == 0 {
+            prefix_ids
+        } else {
+            match verdict_only {
+                Some((p, _)) => p.as_slice(),
+                None => continue,
+            }
+        };
+        for (pc, tc) in prompts[f]
+            .chunks(cfg.sft.micro_batch_size)
+            .zip(targets[f].chunks(cfg.sft.micro_batch_size))
+        {
+            let pr: Vec<&[u32]> = pc.iter().map(|x| x.as_slice()).collect();
+            let cr: Vec<&[u32]> = tc.iter().map(|x| x.as_slice()).collect();
+            let lp =
+                completion_logprobs_with_prefix(&ctx.model, Some(prefix), &pr, &cr, 1.0, false)?;
+            // Token mean over the whole batch, whatever the micro-batching.
+            let loss = -lp.logprobs.sum(Kind::Float) / total;
+            loss.backward();
+            loss_sum += loss.double_value(&[]);
+        }
+    }
+    if verdict_only.is_some() {
+        metrics.insert("sft/verdict_only_examples".into(), json!(targets[1].len()));
     }
     let _ = params;
     ctx.model.training = false;
@@ -573,9 +743,22 @@ fn rl_step(
     let cfg = ctx.cfg;
     let rl = &cfg.rl;
     let g = rl.num_generations;
-    // Rollouts (no dropout), the policy prefix prefilled once for all prompts and samples.
+    // Rollouts (no dropout), the policy prefix prefilled once for all prompts and samples; or on
+    // a remote engine, after giving it the current adapter.
     ctx.model.training = false;
-    let prefix = PrefixCache::new(&ctx.model, prefix_ids)?;
+    let prefix = match &mut ctx.rollout {
+        None => Some(PrefixCache::new(&ctx.model, prefix_ids)?),
+        Some(r) => {
+            let t = Instant::now();
+            let lcfg = ctx
+                .lora
+                .as_ref()
+                .context("remote rollouts need a LoRA adapter")?;
+            r.sync(&ctx.model, lcfg, &cfg.model.path.display().to_string())?;
+            metrics.insert("timing/weight_sync".into(), f(t.elapsed().as_secs_f64()));
+            None
+        }
+    };
     let params_s = SamplingParams {
         max_new_tokens: rl.max_completion_length,
         temperature: rl.temperature,
@@ -607,7 +790,20 @@ fn rl_step(
             seed: Some(step_seed.wrapping_add(rounds as u64 * 7919)),
             ..params_s.clone()
         };
-        let outs = generate_with_prefix(&ctx.model, Some(&prefix), &p_ids, g, &sp, Some(&ctx.tok))?;
+        let outs = match &ctx.rollout {
+            None => {
+                generate_with_prefix(&ctx.model, prefix.as_ref(), &p_ids, g, &sp, Some(&ctx.tok))?
+            }
+            Some(r) => {
+                let sp = SamplingParams {
+                    // The stop ids local generation uses.
+                    stop_token_ids: ctx.model.config.eos_token_ids.clone(),
+                    ..sp
+                };
+                // Whole prompts (the server finds the shared prefix itself, or not).
+                r.client.completions_tokens(&r.model, &p_ids, g, &sp)?
+            }
+        };
         let out_texts: Vec<String> = outs
             .iter()
             .map(|o| ctx.tok.decode(&o.token_ids, true))
@@ -811,8 +1007,11 @@ fn rl_step(
         ctx.model.training = true;
     }
     let mut loss_total = 0.0;
-    let (mut ent_sum, mut clip_low, mut clip_high, mut clip_region, mut kl_sum, mut lp_diff) =
-        (0.0, 0.0, 0.0, 0.0, 0.0, 0.0);
+    let (mut ent_sum, mut clip_low, mut clip_high, mut clip_region, mut kl_sum) =
+        (0.0, 0.0, 0.0, 0.0, 0.0);
+    // Sampler vs trainer log-probs: |difference| and importance ratio exp(trainer - sampler).
+    let (mut lp_diff, mut lp_diff_max, mut is_sum) = (0.0f64, 0.0f64, 0.0f64);
+    let (mut is_min, mut is_max) = (f64::INFINITY, 0.0f64);
     for it in 0..rl.num_iterations {
         if it > 0 {
             // Several updates per batch of rollouts: the previous iteration's update happens here,
@@ -884,7 +1083,13 @@ fn rl_step(
                             .to_device(modrl_model::Device::Cpu),
                     )?;
                     for (j, s) in comps[i].logprobs.iter().enumerate() {
-                        lp_diff += (row[j] - s).abs() as f64;
+                        let d = (row[j] - s) as f64;
+                        lp_diff += d.abs();
+                        lp_diff_max = lp_diff_max.max(d.abs());
+                        let ratio = d.exp();
+                        is_sum += ratio;
+                        is_min = is_min.min(ratio);
+                        is_max = is_max.max(ratio);
                     }
                 }
             }
@@ -910,10 +1115,23 @@ fn rl_step(
     if rl.beta > 0.0 {
         metrics.insert("kl".into(), f(kl_sum / rl.num_iterations as f64));
     }
+    // TRL's names (vLLM rollouts): the sampler's log-probs against the trainer's recomputation.
     metrics.insert(
-        "sampling/logprob_abs_diff_mean".into(),
+        "sampling/sampling_logp_difference/mean".into(),
         f(lp_diff / all_tok.max(1.0)),
     );
+    metrics.insert(
+        "sampling/sampling_logp_difference/max".into(),
+        f(lp_diff_max),
+    );
+    if all_tok > 0.0 {
+        metrics.insert("sampling/importance_sampling_ratio/min".into(), f(is_min));
+        metrics.insert(
+            "sampling/importance_sampling_ratio/mean".into(),
+            f(is_sum / all_tok),
+        );
+        metrics.insert("sampling/importance_sampling_ratio/max".into(), f(is_max));
+    }
     ctx.model.training = false;
     Ok((loss_total / rl.num_iterations as f64, all_tok as usize))
 }
@@ -1006,4 +1224,98 @@ fn evaluate_on_val(ctx: &mut Ctx, n: usize, report: Option<&Path>) -> Result<Eva
     }
     ctx.model.training = was;
     Ok(m)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn policy(name: &str) -> Policy {
+        Policy::load(
+            Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join(format!("../../configs/policies/{name}.toml")),
+        )
+        .unwrap()
+    }
+
+    fn record(label: u8, categories: &[&str], rationale: Option<&str>) -> Record {
+        serde_json::from_value(json!({
+            "id": "x", "text": "some text", "label": label,
+            "categories": categories, "rationale": rationale,
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn sft_targets_keep_the_contract_and_use_the_policy_wording() {
+        // One-category policy: a violating record without categories gets that category.
+        let p = policy("prompt-harm-compact");
+        let t = sft_target(&record(1, &[], None), &p);
+        let v = verdict::parse(&t, &p.category_names()).unwrap();
+        assert_eq!(v.label, Label::Violating);
+        assert_eq!(v.category.as_deref(), Some("harmful_request"));
+        assert!(
+            t.contains("Asking for help to hurt people or animals"),
+            "{t}"
+        );
+        assert!(!t.contains("protected characteristic"), "{t}");
+        let t = sft_target(&record(0, &[], None), &p);
+        let v = verdict::parse(&t, &p.category_names()).unwrap();
+        assert_eq!(v.label, Label::NonViolating);
+        assert!(v.probability < 0.5);
+        // Multi-category policy: the record's own category, and its rationale quoted.
+        let p = policy("prompt-harm");
+        let cat = p.category_names()[1].clone();
+        let t = sft_target(&record(1, &[cat.as_str()], Some("hack the server")), &p);
+        let v = verdict::parse(&t, &p.category_names()).unwrap();
+        assert_eq!(v.category.as_deref(), Some(cat.as_str()));
+        assert!(t.contains("\"hack the server\""), "{t}");
+        // Unknown category on a multi-category policy: violating, no invented category.
+        let t = sft_target(&record(1, &["other"], None), &p);
+        assert_eq!(
+            verdict::parse(&t, &p.category_names()).unwrap().category,
+            None
+        );
+    }
+
+    #[test]
+    fn verdict_only_targets_continue_the_verdict_prefix() {
+        let p = policy("prompt-harm-compact");
+        for label in [0u8, 1] {
+            let full = sft_target(&record(label, &[], None), &p);
+            let short = sft_target_verdict_only(&record(label, &[], None), &p);
+            // Prefix + short target is exactly the verdict line of the full target.
+            let line = format!("{VERDICT_PREFIX}{short}");
+            assert!(full.ends_with(&line), "{full:?} vs {line:?}");
+            let v = verdict::parse(&line, &p.category_names()).unwrap();
+            assert_eq!(v.label == Label::Violating, label == 1);
+            let first = if label == 1 {
+                "violating\""
+            } else {
+                "non_violating\""
+            };
+            assert!(short.starts_with(first), "{short:?}");
+        }
+    }
+
+    #[test]
+    fn verdict_only_choice_is_deterministic_and_near_the_fraction() {
+        assert!(!(0..1000).any(|c| verdict_only_at(7, c, 0.0)));
+        assert!((0..1000).all(|c| verdict_only_at(7, c, 1.0)));
+        let a: Vec<bool> = (0..2000).map(|c| verdict_only_at(7, c, 0.3)).collect();
+        let b: Vec<bool> = (0..2000).map(|c| verdict_only_at(7, c, 0.3)).collect();
+        assert_eq!(a, b);
+        let share = a.iter().filter(|&&x| x).count() as f64 / 2000.0;
+        assert!((share - 0.3).abs() < 0.04, "{share}");
+    }
+
+    #[test]
+    fn first_sentence_stops_at_a_period_colon_or_line() {
+        assert_eq!(first_sentence("\n- Asking for x. More."), "Asking for x");
+        assert_eq!(
+            first_sentence("Requests that help: a, b"),
+            "Requests that help"
+        );
+        assert_eq!(first_sentence("one line\nsecond"), "one line");
+    }
 }
