@@ -90,7 +90,7 @@ $PY - "$OUT" "$STEPS" "$G" "$PROMPTS" "$MAXLEN" "$THREADS" "$L0-$L1" "$L1-$L2" "
 import json, statistics, sys, subprocess, datetime, platform
 out, steps, g, prompts, maxlen, threads, lo, lt, micro = sys.argv[1:]
 ours = [json.loads(l) for l in open(f"{out}/ours/metrics.jsonl")]
-trl = [json.loads(l) for l in open(f"{out}/trl.jsonl")]
+trl = [json.loads(l) for l in open(f"{out}/trl.jsonl") if l.startswith('{"')]  # TRL also logs dicts to stdout
 plen = [json.loads(l)["prompt_tokens"] for l in open(f"{out}/prompts.jsonl")]
 def side(rows, t, tok, clip, gen=None):
     timed = rows[1:]

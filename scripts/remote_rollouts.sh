@@ -8,8 +8,9 @@ M=target/release/modrl
 PORT=${PORT:-8000}
 [ -x "$M" ] || cargo build --release -p modrl-cli
 mkdir -p runs/data runs/remote-rollouts
-[ -f runs/data/prompt-harm.jsonl ] || $M data import --source prompt-harm --in ../shared/data/prompt-harm --out runs/data/prompt-harm.jsonl
-$M serve --model models/smollm2-135m-instruct --policy configs/policies/prompt-harm-compact.toml \
+[ -f runs/offensive-sft-rl/after_sft/adapter_model.safetensors ] \
+  || { echo "remote_rollouts: needs the SFT weights runs/offensive-sft-rl/after_sft (run scripts/offensive_recipes.sh first)" >&2; exit 1; }
+$M serve --model models/smollm2-135m-instruct --policy configs/policies/offensive-compact.toml \
   --addr "127.0.0.1:$PORT" > runs/remote-rollouts/serve.log 2>&1 &
 SERVER=$!
 trap 'kill $SERVER 2>/dev/null || true' EXIT

@@ -18,7 +18,7 @@ use anyhow::{bail, Context, Result};
 use modrl_model::generate::{generate_with_prefix, next_token_logits, PrefixCache, SamplingParams};
 use modrl_model::{Device, Kind, Model, Tensor, Tokenizer};
 use modrl_moderation::prompt::{Variant, VERDICT_PREFIX};
-use modrl_moderation::score::{mode_of, PromptRenderer, ScoringMode};
+use modrl_moderation::score::{length_groups, mode_of, PromptRenderer, ScoringMode};
 use modrl_moderation::verdict::{self, Label};
 use modrl_moderation::Policy;
 
@@ -165,12 +165,21 @@ impl PolicyPrompts {
     ) -> Result<Vec<Scored>> {
         let per_item = self.rows_per_item();
         let items_per_call = (max_rows / per_item).max(1);
-        let mut out = Vec::with_capacity(prompts.len());
-        for chunk in prompts.chunks(items_per_call) {
-            let mut rows: Vec<Vec<u32>> = Vec::with_capacity(chunk.len() * per_item);
+        let mut out: Vec<Option<Scored>> = (0..prompts.len()).map(|_| None).collect();
+        // Rows of one forward pass are padded to the longest: run similar lengths together.
+        let calls: Vec<Vec<usize>> = length_groups(prompts)
+            .into_iter()
+            .flat_map(|g| {
+                g.chunks(items_per_call)
+                    .map(|c| c.to_vec())
+                    .collect::<Vec<_>>()
+            })
+            .collect();
+        for idxs in calls {
+            let mut rows: Vec<Vec<u32>> = Vec::with_capacity(idxs.len() * per_item);
             // Columns to read from each row's log-probs.
             let mut cols: Vec<Vec<u32>> = Vec::with_capacity(rows.capacity());
-            for p in chunk {
+            for p in idxs.iter().map(|&i| &prompts[i]) {
                 rows.push(p.clone());
                 cols.push(vec![self.label_tokens.0, self.label_tokens.1]);
                 for b in &self.branches {
@@ -181,7 +190,7 @@ impl PolicyPrompts {
                 }
             }
             let lp = gather_logprobs(model, prefix, &rows, &cols)?;
-            for item in lp.chunks(per_item) {
+            for (&i, item) in idxs.iter().zip(lp.chunks(per_item)) {
                 let (pv, pn) = (item[0][0].exp(), item[0][1].exp());
                 let mass = pv + pn;
                 let score = if mass > 0.0 { pv / mass } else { 0.5 };
@@ -207,7 +216,7 @@ impl PolicyPrompts {
                     .iter()
                     .max_by(|a, b| a.1.total_cmp(&b.1))
                     .map(|(c, _)| c.clone());
-                out.push(Scored {
+                out[i] = Some(Scored {
                     score,
                     category,
                     category_scores,
@@ -217,7 +226,10 @@ impl PolicyPrompts {
                 });
             }
         }
-        Ok(out)
+        Ok(out
+            .into_iter()
+            .map(|s| s.expect("every item scored"))
+            .collect())
     }
 
     /// Greedy (`n = 1`, `temperature = 0`) or Monte-Carlo scores from sampled reasonings, at most
