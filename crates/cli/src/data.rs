@@ -107,13 +107,10 @@ fn prompts(a: PromptsArgs) -> Result<()> {
     use std::io::Write;
     let tok = modrl_model::Tokenizer::from_dir(&a.model)?;
     let policy = modrl_moderation::Policy::load(&a.policy)?;
+    // The reasoning variants as `modrl eval` parses them, plus the verdict-token prompt.
     let variant = match a.variant.as_str() {
-        "standard" => modrl_moderation::prompt::Variant::Standard,
-        "reflection" => modrl_moderation::prompt::Variant::Reflection,
         "no-reasoning" => modrl_moderation::prompt::Variant::NoReasoning,
-        other => bail!(
-            "--variant: unknown prompt variant {other:?} (standard, reflection, no-reasoning)"
-        ),
+        other => crate::eval::parse_variant(other).context("--variant (or no-reasoning)")?,
     };
     let renderer = modrl_moderation::score::PromptRenderer {
         tok: &tok,

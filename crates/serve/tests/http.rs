@@ -731,13 +731,7 @@ async fn lora_adapters_load_serve_and_unload_over_one_set_of_base_weights() {
         .await;
     assert_eq!(r.status, 200, "{}", r.text());
     let models = s.get("/v1/models").await.json();
-    let listed: Vec<&str> = models["data"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|m| m["id"].as_str().unwrap())
-        .collect();
-    assert_eq!(listed, ["tiny", "tuned"]);
+    assert_eq!(model_ids(&models), ["tiny", "tuned"]);
     assert_eq!(models["data"][1]["parent"], "tiny");
     let tuned = s.post("/v1/completions", &greedy("tuned")).await;
     assert_eq!(tuned.status, 200, "{}", tuned.text());

@@ -137,12 +137,11 @@ async fn rl_rollouts_come_from_the_server_with_the_adapter_reloaded_every_step()
     assert_eq!(count("/v1/unload_lora_adapter"), 2, "{metrics}");
     assert_eq!(count("/v1/completions"), 3, "{metrics}");
     let models = server.get("/v1/models").await.json();
-    let ids: Vec<&str> = models["data"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|m| m["id"].as_str().unwrap())
-        .collect();
-    assert!(ids.contains(&"modrl-policy"), "{models}");
+    assert!(
+        common::model_ids(&models)
+            .iter()
+            .any(|m| m == "modrl-policy"),
+        "{models}"
+    );
     server.stop().await.unwrap();
 }

@@ -695,18 +695,12 @@ fn sft_step(
     }
     let total: f64 = targets.iter().flatten().map(|t| t.len() as f64).sum();
     let mut loss_sum = 0.0;
-    for f in 0..2 {
-        let prefix = if f == 0 {
-            prefix_ids
-        } else {
-            match verdict_only {
-                Some((p, _)) => p.as_slice(),
-                None => continue,
-            }
-        };
-        for (pc, tc) in prompts[f]
+    let prefixes = [Some(prefix_ids), verdict_only.map(|(p, _)| p.as_slice())];
+    for ((prefix, ps), ts) in prefixes.into_iter().zip(&prompts).zip(&targets) {
+        let Some(prefix) = prefix else { continue };
+        for (pc, tc) in ps
             .chunks(cfg.sft.micro_batch_size)
-            .zip(targets[f].chunks(cfg.sft.micro_batch_size))
+            .zip(ts.chunks(cfg.sft.micro_batch_size))
         {
             let pr: Vec<&[u32]> = pc.iter().map(|x| x.as_slice()).collect();
             let cr: Vec<&[u32]> = tc.iter().map(|x| x.as_slice()).collect();

@@ -205,6 +205,16 @@ impl Resp {
     }
 }
 
+/// The model ids a `/v1/models` answer lists, in order.
+pub fn model_ids(models: &Value) -> Vec<String> {
+    models["data"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no data list: {models}"))
+        .iter()
+        .map(|m| m["id"].as_str().unwrap().to_string())
+        .collect()
+}
+
 fn dechunk(mut b: &[u8]) -> Vec<u8> {
     let mut out = vec![];
     loop {
