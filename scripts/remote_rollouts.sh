@@ -9,7 +9,7 @@ PORT=${PORT:-8000}
 [ -x "$M" ] || cargo build --release -p modrl-cli
 mkdir -p runs/data runs/remote-rollouts
 [ -f runs/offensive-sft-rl/after_sft/adapter_model.safetensors ] \
-  || { echo "remote_rollouts: needs the SFT weights runs/offensive-sft-rl/after_sft (run scripts/offensive_recipes.sh first)" >&2; exit 1; }
+  || { echo "remote_rollouts: needs the SFT weights runs/offensive-sft-rl/after_sft (run scripts/recipes.sh offensive first)" >&2; exit 1; }
 $M serve --model models/smollm2-135m-instruct --policy configs/policies/offensive-compact.toml \
   --addr "127.0.0.1:$PORT" > runs/remote-rollouts/serve.log 2>&1 &
 SERVER=$!

@@ -1,31 +1,42 @@
 #!/usr/bin/env bash
-# Recipe comparison on the offensive-language task (docs/results/offensive-sft-rl.md):
-# zero-shot vs SFT-only vs SFT then RL, same test items, thresholds chosen on val.
-#   1. import Davidson as the offensive task (if missing)
-#   2. train configs/runs/offensive-sft-rl.toml (writes after_sft/ and final/ adapters; resumable)
+# Recipe comparison, zero-shot vs SFT-only vs SFT then RL, on the same test items with thresholds
+# chosen on val: `scripts/recipes.sh TASK`, TASK = offensive (docs/results/offensive-sft-rl.md) or
+# prompt-harm (docs/results/prompt-harm-sft-rl.md).
+#   1. import the task's data (if missing)
+#   2. train configs/runs/TASK-sft-rl.toml (writes after_sft/ and final/ adapters; resumable)
 #   3. evaluate base / after_sft / final with verdict-token scoring (LIMIT items) and greedy
 #      reasoning (GREEDY_LIMIT items), then plot the training curves.
 # Environment: LIMIT (default 300), GREEDY_LIMIT (default 100).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+TASK=${1:?usage: scripts/recipes.sh offensive|prompt-harm}
 B=target/release/modrl
 M=models/smollm2-135m-instruct
-P=configs/policies/offensive-compact.toml
-D=runs/data/davidson-offensive.jsonl
-R=runs/offensive-sft-rl
-E=runs/offensive-eval
+case $TASK in
+  offensive)
+    P=configs/policies/offensive-compact.toml
+    D=runs/data/davidson-offensive.jsonl
+    IMPORT=(--source davidson --task offensive --in ../shared/data/davidson-hate-offensive/labeled_data.csv) ;;
+  prompt-harm)
+    P=configs/policies/prompt-harm-compact.toml
+    D=runs/data/prompt-harm.jsonl
+    IMPORT=(--source prompt-harm --in ../shared/data/prompt-harm) ;;
+  *) echo "recipes.sh: unknown task '$TASK' (expected offensive or prompt-harm)" >&2; exit 2 ;;
+esac
+C=configs/runs/$TASK-sft-rl.toml
+R=runs/$TASK-sft-rl
+E=runs/$TASK-eval
 LIMIT=${LIMIT:-300}
 GREEDY_LIMIT=${GREEDY_LIMIT:-100}
 [ -x "$B" ] || scripts/setup.sh
 if [ ! -f "$D" ]; then
-  $B data import --source davidson --task offensive \
-    --in ../shared/data/davidson-hate-offensive/labeled_data.csv --out "$D" > /dev/null
+  $B data import "${IMPORT[@]}" --out "$D" > /dev/null
 fi
 if [ ! -f "$R/final/adapter_model.safetensors" ]; then
   if [ -d "$R/checkpoints" ]; then
-    $B train --config configs/runs/offensive-sft-rl.toml --resume
+    $B train --config "$C" --resume
   else
-    $B train --config configs/runs/offensive-sft-rl.toml
+    $B train --config "$C"
   fi
 fi
 mkdir -p "$E"
