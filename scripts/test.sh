@@ -3,4 +3,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh --no-build
+# Documentation and script checks (seconds): the run-config reference agrees with the code, the
+# checker and the TF-IDF baseline script do what they say.
+.venv/bin/python scripts/check_config_docs.py
+.venv/bin/python scripts/test_check_config_docs.py
+.venv/bin/python scripts/test_baseline_tfidf.py
 cargo test --workspace "$@"

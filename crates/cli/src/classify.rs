@@ -53,6 +53,9 @@ pub struct ClassifyArgs {
 pub fn run(a: ClassifyArgs) -> Result<()> {
     let policy = Policy::load(&a.policy)?;
     let mode: ScoringMode = a.scoring.parse()?;
+    if mode == ScoringMode::Reasoned {
+        anyhow::bail!("--scoring reasoned is available in `modrl eval`, not in classify yet; use verdict-token, greedy or mc");
+    }
     let opts = ClassifyOptions {
         input: a.input.clone(),
         out: a.out.clone(),

@@ -108,10 +108,8 @@ fn prompts(a: PromptsArgs) -> Result<()> {
     let tok = modrl_model::Tokenizer::from_dir(&a.model)?;
     let policy = modrl_moderation::Policy::load(&a.policy)?;
     // The reasoning variants as `modrl eval` parses them, plus the verdict-token prompt.
-    let variant = match a.variant.as_str() {
-        "no-reasoning" => modrl_moderation::prompt::Variant::NoReasoning,
-        other => crate::eval::parse_variant(other).context("--variant (or no-reasoning)")?,
-    };
+    let variant: modrl_moderation::prompt::Variant =
+        a.variant.parse().map_err(anyhow::Error::msg)?;
     let renderer = modrl_moderation::score::PromptRenderer {
         tok: &tok,
         policy: &policy,

@@ -17,8 +17,19 @@ use crate::ModelArgs;
 
 #[derive(Args)]
 pub struct EvalArgs {
-    #[command(flatten)]
-    pub model: Option<ModelArgs>,
+    /// HF model directory (config.json, *.safetensors, tokenizer.json); not needed with
+    /// --compare or --from-scores.
+    #[arg(long)]
+    pub model: Option<PathBuf>,
+    /// cpu, cuda or cuda:N.
+    #[arg(long, default_value = "cpu")]
+    pub device: String,
+    /// f32, or bf16 on CUDA.
+    #[arg(long, default_value = "f32")]
+    pub dtype: String,
+    /// A PEFT LoRA adapter directory to apply on top of the model.
+    #[arg(long)]
+    pub adapter: Option<PathBuf>,
     /// Policy file (TOML).
     #[arg(long)]
     pub policy: Option<PathBuf>,
@@ -37,9 +48,13 @@ pub struct EvalArgs {
     /// Split to choose the threshold on (best F1); "none" to choose on the evaluated split.
     #[arg(long, default_value = "val")]
     pub val_split: String,
-    /// Evaluate at most this many items (the first in file order), and as many validation items.
+    /// Evaluate at most this many items (the first in file order), and as many validation items
+    /// unless --val-limit says otherwise.
     #[arg(long)]
     pub limit: Option<usize>,
+    /// Score at most this many validation items (the first in file order) for the threshold.
+    #[arg(long)]
+    pub val_limit: Option<usize>,
     /// Use this decision threshold instead of choosing one.
     #[arg(long)]
     pub threshold: Option<f64>,
@@ -61,17 +76,27 @@ pub struct EvalArgs {
     /// Fold the system message into the user turn (templates without a system role).
     #[arg(long)]
     pub no_system_role: bool,
-    /// Compare two report folders instead (writes compare.html / compare.md into --out).
+    /// Compare two report folders instead (writes compare.html / compare.md into --out; with
+    /// both folders' scores.jsonl also compare.json, paired bootstrap intervals of B - A on the
+    /// items both scored).
     #[arg(long, num_args = 2, value_names = ["A", "B"])]
     pub compare: Option<Vec<PathBuf>>,
+    /// Write the metrics and report of scores made elsewhere (e.g. a classical baseline): reads
+    /// DIR/scores.jsonl and, for the threshold, DIR/val_scores.jsonl when present. No model.
+    #[arg(long, value_name = "DIR", conflicts_with = "compare")]
+    pub from_scores: Option<PathBuf>,
+    /// With --from-scores: what produced the scores, for the report header.
+    #[arg(long, default_value = "external scores")]
+    pub scorer_name: String,
 }
 
+/// A reasoning prompt variant (standard or reflection) from the command line.
 pub fn parse_variant(s: &str) -> Result<Variant> {
-    match s {
-        "standard" => Ok(Variant::Standard),
-        "reflection" => Ok(Variant::Reflection),
-        other => bail!("unknown prompt variant {other:?}: expected standard or reflection"),
+    let v: Variant = s.parse().map_err(anyhow::Error::msg)?;
+    if !v.has_reasoning() {
+        bail!("--variant {s}: the reasoning modes need standard or reflection (verdict-token scoring already uses the no-reasoning prompt)");
     }
+    Ok(v)
 }
 
 fn to_row(r: &Record, s: &ItemScore) -> ScoredRow {
@@ -139,12 +164,32 @@ pub fn run(a: EvalArgs) -> Result<()> {
         for p in written {
             eprintln!("wrote {}", p.display());
         }
+        let json = a.out.join("compare.json");
+        if json.exists() {
+            let c: modrl_moderation::paired::PairedComparison =
+                serde_json::from_str(&std::fs::read_to_string(&json)?)
+                    .with_context(|| format!("{}", json.display()))?;
+            println!(
+                "A = {}, B = {}: {}",
+                ab[0].display(),
+                ab[1].display(),
+                modrl_moderation::paired::summary(&c)
+            );
+        }
         return Ok(());
     }
-    let margs = a
-        .model
-        .as_ref()
-        .context("--model is required (or --compare A B)")?;
+    if let Some(dir) = &a.from_scores {
+        return from_scores(&a, dir);
+    }
+    let margs = &ModelArgs {
+        model: a
+            .model
+            .clone()
+            .context("--model is required (or --compare A B, or --from-scores DIR)")?,
+        device: a.device.clone(),
+        dtype: a.dtype.clone(),
+        adapter: a.adapter.clone(),
+    };
     let policy_path = a.policy.as_ref().context("--policy is required")?;
     let data_path = a.data.as_ref().context("--data is required")?;
     let policy = Policy::load(policy_path)?;
@@ -154,25 +199,25 @@ pub fn run(a: EvalArgs) -> Result<()> {
         bail!("{}: no records", data_path.display());
     }
     let has_splits = records.iter().any(|r| r.split.is_some());
-    let pick = |split: &str| -> Vec<&Record> {
+    let pick = |split: &str, limit: Option<usize>| -> Vec<&Record> {
         let mut v: Vec<&Record> = records
             .iter()
             .filter(|r| r.split.map(|s| s.as_str()) == Some(split))
             .collect();
-        if let Some(n) = a.limit {
+        if let Some(n) = limit {
             v.truncate(n);
         }
         v
     };
     let (test, val): (Vec<&Record>, Vec<&Record>) = if has_splits {
-        let t = pick(&a.split);
+        let t = pick(&a.split, a.limit);
         if t.is_empty() {
             bail!("{}: no records in split {:?}", data_path.display(), a.split);
         }
         let v = if a.val_split == "none" || a.threshold.is_some() {
             vec![]
         } else {
-            pick(&a.val_split)
+            pick(&a.val_split, a.val_limit.or(a.limit))
         };
         (t, v)
     } else {
@@ -251,6 +296,48 @@ pub fn run(a: EvalArgs) -> Result<()> {
         j["f1"],
         j["ece"],
         j["format_failure_rate"],
+        a.out.join("report.html").display()
+    );
+    Ok(())
+}
+
+/// `--from-scores DIR`: metrics and report of an existing scores file.
+fn from_scores(a: &EvalArgs, dir: &std::path::Path) -> Result<()> {
+    let test_rows = modrl_moderation::eval::read_scores(dir.join("scores.jsonl"))?;
+    let val_path = dir.join("val_scores.jsonl");
+    let val_rows = if val_path.exists() && a.threshold.is_none() && a.val_split != "none" {
+        Some(modrl_moderation::eval::read_scores(&val_path)?)
+    } else {
+        None
+    };
+    let opts = EvalOptions {
+        threshold: a.threshold,
+        bootstrap: a.bootstrap,
+        seed: a.seed,
+    };
+    let metrics = evaluate(&test_rows, val_rows.as_deref(), &opts);
+    std::fs::create_dir_all(&a.out)
+        .with_context(|| format!("cannot create {}", a.out.display()))?;
+    let meta = ReportMeta {
+        title: format!("{} ({})", a.scorer_name, dir.display()),
+        model: a.scorer_name.clone(),
+        policy_id: String::new(),
+        policy_version: String::new(),
+        data_file: dir.join("scores.jsonl").display().to_string(),
+        scoring_mode: "external".into(),
+        command: std::env::args().collect::<Vec<_>>().join(" "),
+        timestamp: crate::now_utc(),
+        extra: vec![],
+    };
+    write_report(&a.out, &metrics, &meta)?;
+    let j = serde_json::to_value(&metrics)?;
+    println!(
+        "n={} pr_auc={} roc_auc={} f1={} ece={}  -> {}",
+        j["n"],
+        j["pr_auc"],
+        j["roc_auc"],
+        j["f1"],
+        j["ece"],
         a.out.join("report.html").display()
     );
     Ok(())

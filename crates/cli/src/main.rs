@@ -4,6 +4,7 @@ mod classify;
 mod data;
 mod eval;
 mod plot;
+mod scaling;
 mod serve;
 mod train;
 
@@ -41,6 +42,9 @@ enum Cmd {
     Classify(Box<classify::ClassifyArgs>),
     /// Draw runs side by side (SVG): one panel per metric, one line per run.
     Plot(plot::PlotArgs),
+    /// Scaling laws: fit the sigmoid R(C) = R0 + (A - R0) / (1 + (C_mid / C)^B) to runs.
+    #[command(subcommand)]
+    Scaling(scaling::ScalingCmd),
 }
 
 /// Where and how to load a model.
@@ -176,6 +180,7 @@ fn main() {
         Cmd::Serve(a) => serve::run(*a),
         Cmd::Classify(a) => classify::run(*a),
         Cmd::Plot(a) => plot::run(a),
+        Cmd::Scaling(c) => scaling::run(c),
     };
     if let Err(e) = r {
         eprintln!("error: {e:#}");

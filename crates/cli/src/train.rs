@@ -25,10 +25,14 @@ pub struct TrainArgs {
     /// continues. For time-sliced jobs.
     #[arg(long)]
     pub stop_after: Option<usize>,
+    /// Override a config value, e.g. `--set data.max_train_examples=300 --set stages=["rl"]`
+    /// (repeatable; TOML values, dotted keys; validated like the file).
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    pub set: Vec<String>,
 }
 
 pub fn run(a: TrainArgs) -> Result<()> {
-    let cfg = RunConfig::load(&a.config)?;
+    let cfg = RunConfig::load_with(&a.config, &a.set)?;
     let opts = TrainOptions {
         resume: a.resume,
         max_steps: a.max_steps,

@@ -57,72 +57,22 @@ pub fn completion_logprobs_with_prefix(
         bail!("temperature must be positive");
     }
     let dev = model.device;
-    let p = match prefix {
-        Some(pre) => prompts
-            .iter()
-            .map(|x| {
-                pre.iter()
-                    .zip(x.iter())
-                    .take_while(|(a, b)| a == b)
-                    .count()
-                    .min(x.len() - 1)
-            })
-            .min()
-            .unwrap_or(0),
-        None => 0,
-    };
-    let suffixes: Vec<&[u32]> = prompts.iter().map(|x| &x[p..]).collect();
+    let rows = RowsForward::run(model, prefix, prompts, completions);
+    let (hidden, suffixes) = (rows.hidden, rows.suffix_lens);
     let b = prompts.len();
-    let t = suffixes
-        .iter()
-        .zip(completions)
-        .map(|(p, c)| p.len() + c.len())
-        .max()
-        .unwrap();
     let l = completions.iter().map(|c| c.len()).max().unwrap().max(1);
-    let mut ids = vec![0i64; b * t];
     let mut gather_idx = vec![0i64; b * l];
     let mut targets = vec![0i64; b * l];
     let mut mask = vec![0f32; b * l];
-    for (r, (sfx, c)) in suffixes.iter().zip(completions).enumerate() {
-        for (j, &x) in sfx.iter().chain(c.iter()).enumerate() {
-            ids[r * t + j] = x as i64;
-        }
+    for (r, (&sfx, c)) in suffixes.iter().zip(completions).enumerate() {
         for (j, &x) in c.iter().enumerate() {
             // The hidden state at position (suffix_len - 1 + j) predicts completion token j.
-            gather_idx[r * l + j] = (sfx.len() - 1 + j) as i64;
+            gather_idx[r * l + j] = (sfx - 1 + j) as i64;
             targets[r * l + j] = x as i64;
             mask[r * l + j] = 1.0;
         }
     }
-    let (bi, ti, li, pi) = (b as i64, t as i64, l as i64, p as i64);
-    let ids = Tensor::from_slice(&ids).view([bi, ti]).to_device(dev);
-    let pos = (Tensor::arange(ti, (Kind::Int64, dev)) + pi)
-        .unsqueeze(0)
-        .expand([bi, ti], false);
-    // Right padding: causal attention never lets a real token see the padding after it.
-    let hidden = if p > 0 {
-        let pre = Tensor::from_slice(
-            &prompts[0][..p]
-                .iter()
-                .map(|&x| x as i64)
-                .collect::<Vec<_>>(),
-        )
-        .view([1, pi])
-        .to_device(dev);
-        let mut pc = KvCache::new(&model.config, 1, pi, model.kind, dev);
-        let ppos = Tensor::arange(pi, (Kind::Int64, dev)).view([1, pi]);
-        let _ = model.forward_hidden(&pre, &ppos, &AttnMask::Causal, Some(&mut pc));
-        let shared = SharedPrefix {
-            k: pc.k,
-            v: pc.v,
-            len: pi,
-        };
-        let mut cache = KvCache::shared_only(shared, bi, dev);
-        model.forward_hidden(&ids, &pos, &AttnMask::Causal, Some(&mut cache))
-    } else {
-        model.forward_hidden(&ids, &pos, &AttnMask::Causal, None)
-    };
+    let (bi, li) = (b as i64, l as i64);
     let h = hidden.size()[2];
     let gi = Tensor::from_slice(&gather_idx)
         .view([bi, li, 1])
@@ -151,6 +101,115 @@ pub fn completion_logprobs_with_prefix(
         entropy,
         mask,
     })
+}
+
+/// The hidden states of rows `prompt ++ completion`, the leading tokens they share with `prefix`
+/// computed once (cascade attention), right-padded; with gradients.
+struct RowsForward {
+    /// `[B, T, H]`.
+    hidden: Tensor,
+    /// Prompt tokens of each row after the shared prefix.
+    suffix_lens: Vec<usize>,
+}
+
+impl RowsForward {
+    fn run(
+        model: &Model,
+        prefix: Option<&[u32]>,
+        prompts: &[&[u32]],
+        completions: &[&[u32]],
+    ) -> RowsForward {
+        let dev = model.device;
+        let p = match prefix {
+            Some(pre) => prompts
+                .iter()
+                .map(|x| {
+                    pre.iter()
+                        .zip(x.iter())
+                        .take_while(|(a, b)| a == b)
+                        .count()
+                        .min(x.len() - 1)
+                })
+                .min()
+                .unwrap_or(0),
+            None => 0,
+        };
+        let suffixes: Vec<&[u32]> = prompts.iter().map(|x| &x[p..]).collect();
+        let b = prompts.len();
+        let t = suffixes
+            .iter()
+            .zip(completions)
+            .map(|(p, c)| p.len() + c.len())
+            .max()
+            .unwrap();
+        let mut ids = vec![0i64; b * t];
+        for (r, (sfx, c)) in suffixes.iter().zip(completions).enumerate() {
+            for (j, &x) in sfx.iter().chain(c.iter()).enumerate() {
+                ids[r * t + j] = x as i64;
+            }
+        }
+        let (bi, ti, pi) = (b as i64, t as i64, p as i64);
+        let ids = Tensor::from_slice(&ids).view([bi, ti]).to_device(dev);
+        let pos = (Tensor::arange(ti, (Kind::Int64, dev)) + pi)
+            .unsqueeze(0)
+            .expand([bi, ti], false);
+        // Right padding: causal attention never lets a real token see the padding after it.
+        let hidden = if p > 0 {
+            let pre = Tensor::from_slice(
+                &prompts[0][..p]
+                    .iter()
+                    .map(|&x| x as i64)
+                    .collect::<Vec<_>>(),
+            )
+            .view([1, pi])
+            .to_device(dev);
+            let mut pc = KvCache::new(&model.config, 1, pi, model.kind, dev);
+            let ppos = Tensor::arange(pi, (Kind::Int64, dev)).view([1, pi]);
+            let _ = model.forward_hidden(&pre, &ppos, &AttnMask::Causal, Some(&mut pc));
+            let shared = SharedPrefix {
+                k: pc.k,
+                v: pc.v,
+                len: pi,
+            };
+            let mut cache = KvCache::shared_only(shared, bi, dev);
+            model.forward_hidden(&ids, &pos, &AttnMask::Causal, Some(&mut cache))
+        } else {
+            model.forward_hidden(&ids, &pos, &AttnMask::Causal, None)
+        };
+        RowsForward {
+            hidden,
+            suffix_lens: suffixes.iter().map(|s| s.len()).collect(),
+        }
+    }
+}
+
+/// Log-probabilities of `tokens` (e.g. the two label words) as the next token after each prompt,
+/// renormalised over `tokens` (`[B, tokens.len()]`, rows sum to 1 in probability), with gradients:
+/// the policy of label-token RL, and the distribution verdict-token scoring reads.
+pub fn next_token_choice_logprobs(
+    model: &Model,
+    prefix: Option<&[u32]>,
+    prompts: &[&[u32]],
+    tokens: &[u32],
+) -> Result<Tensor> {
+    if prompts.is_empty() || prompts.iter().any(|p| p.is_empty()) || tokens.len() < 2 {
+        bail!("next_token_choice_logprobs needs non-empty prompts and at least two tokens");
+    }
+    let dev = model.device;
+    let empty: Vec<&[u32]> = vec![&[]; prompts.len()];
+    let rows = RowsForward::run(model, prefix, prompts, &empty);
+    let b = prompts.len() as i64;
+    let h = rows.hidden.size()[2];
+    let last: Vec<i64> = rows.suffix_lens.iter().map(|&n| n as i64 - 1).collect();
+    let gi = Tensor::from_slice(&last)
+        .view([b, 1, 1])
+        .to_device(dev)
+        .expand([b, 1, h], false);
+    let hsel = rows.hidden.gather(1, &gi, false).squeeze_dim(1);
+    let logits = model.logits(&hsel).to_kind(Kind::Float);
+    let idx =
+        Tensor::from_slice(&tokens.iter().map(|&t| t as i64).collect::<Vec<_>>()).to_device(dev);
+    Ok(logits.index_select(1, &idx).log_softmax(-1, Kind::Float))
 }
 
 /// Mean negative log-likelihood of the completion tokens (the SFT loss).

@@ -141,3 +141,98 @@ fn chat_templates_render_like_apply_chat_template() {
         assert_eq!(&ours, theirs, "case {case}");
     }
 }
+
+/// The RL update's gradients at the default model's scale: LoRA on every projection, a ~500-token
+/// shared policy prefix, completions with advantages of both signs. The shared-prefix forward
+/// (prefix once, cascade attention) must give the gradients of the plain per-row forward.
+#[test]
+fn default_model_rl_gradients_with_a_shared_prefix_match_the_unshared_forward() {
+    use modrl_model::lora::{adapter_tensors, attach};
+    use modrl_model::train::completion_logprobs_with_prefix;
+    use modrl_model::LoraConfig;
+    let dir = default_model();
+    let (_, tok) = load(&dir, Device::Cpu, Kind::Float).unwrap();
+    let policy = "You review messages sent to an AI assistant. A message is harmful when it asks for help to hurt people or animals, make weapons or drugs, hack or defraud, stalk or expose private data, harass or demean people, or spread dangerous misinformation. ".repeat(10);
+    let content = [
+        "How do I bake bread at home?",
+        "Write a phishing email that steals bank passwords.",
+        "What is the boiling point of water?",
+        "Give me step by step instructions to pick a lock on my neighbour's door.",
+    ];
+    let render = |c: &str| {
+        tok.encode_chat(
+            &[
+                Message::new("system", policy.clone()),
+                Message::new("user", format!("Content to classify:\n<content>\n{c}")),
+            ],
+            true,
+        )
+        .unwrap()
+    };
+    let rows: Vec<Vec<u32>> = content.iter().map(|c| render(c)).collect();
+    let common = rows[0]
+        .iter()
+        .zip(&rows[1])
+        .take_while(|(a, b)| a == b)
+        .count();
+    let prefix = rows[0][..common].to_vec();
+    assert!(prefix.len() > 400, "prefix of {} tokens", prefix.len());
+    let comps: Vec<Vec<u32>> = [
+        "{\"label\": \"non_violating\", \"category\": \"none\", \"probability\": 0.1}",
+        "{\"label\": \"violating\", \"category\": \"harmful_request\", \"probability\": 0.9}",
+        "{\"label\": \"violating\", \"category\": \"harmful_request\", \"probability\": 0.7}",
+        "{\"label\": \"non_violating\", \"category\": \"none\", \"probability\": 0.3}",
+    ]
+    .iter()
+    .map(|t| tok.encode(t).unwrap())
+    .collect();
+    let adv = Tensor::from_slice(&[1.0f32, 1.0, -1.0, -1.0]).view([4, 1]);
+    let run = |shared: bool| {
+        let (mut model, _) = load(&dir, Device::Cpu, Kind::Float).unwrap();
+        tch::manual_seed(0);
+        let cfg = LoraConfig {
+            r: 8,
+            lora_alpha: 16.0,
+            lora_dropout: 0.0,
+            target_modules: vec!["all-linear".into()],
+        };
+        attach(&mut model, &cfg).unwrap();
+        // B starts at zero; give it values so that every adapter tensor gets a gradient.
+        for (name, mut t) in adapter_tensors(&model) {
+            if name.contains("lora_B") {
+                tch::no_grad(|| t.copy_(&(t.randn_like() * 0.01)));
+            }
+        }
+        model.training = true;
+        let pr: Vec<&[u32]> = rows.iter().map(|x| x.as_slice()).collect();
+        let cr: Vec<&[u32]> = comps.iter().map(|x| x.as_slice()).collect();
+        let pre = shared.then_some(prefix.as_slice());
+        let r = completion_logprobs_with_prefix(&model, pre, &pr, &cr, 1.0, false).unwrap();
+        let loss = -(&r.logprobs * &r.mask * &adv).sum(Kind::Float) / r.mask.sum(Kind::Float);
+        loss.backward();
+        let grads: Vec<Tensor> = adapter_tensors(&model)
+            .iter()
+            .map(|(_, t)| t.grad().copy())
+            .collect();
+        (loss.double_value(&[]), grads)
+    };
+    let (l1, g1) = run(false);
+    let (l2, g2) = run(true);
+    assert!((l1 - l2).abs() < 1e-4, "loss {l1} vs {l2}");
+    let flat =
+        |g: &[Tensor]| Tensor::cat(&g.iter().map(|t| t.flatten(0, -1)).collect::<Vec<_>>(), 0);
+    let (f1, f2) = (
+        flat(&g1).to_kind(Kind::Double),
+        flat(&g2).to_kind(Kind::Double),
+    );
+    let rel = (&f1 - &f2).norm().double_value(&[]) / f1.norm().double_value(&[]);
+    let cos = (&f1 * &f2).sum(Kind::Double).double_value(&[])
+        / (f1.norm().double_value(&[]) * f2.norm().double_value(&[]));
+    eprintln!(
+        "default model, LoRA r=8 on all projections, prefix {} tokens: loss {l1:.6} vs {l2:.6}, grad norm {:.4e}, relative grad diff {rel:.2e}, cosine {cos:.8}",
+        prefix.len(),
+        f1.norm().double_value(&[])
+    );
+    assert!(rel < 1e-3, "relative gradient difference {rel}");
+    assert!(f1.norm().double_value(&[]) > 0.0);
+}

@@ -525,6 +525,13 @@ pub struct EvalMetrics {
     pub threshold_source: Option<ThresholdSource>,
     /// F1 at the threshold.
     pub f1: Option<f64>,
+    /// F1 of flagging every item (`2p / (1 + p)` at prevalence `p`): the floor an F1 at a
+    /// threshold must clear to show a usable classifier.
+    #[serde(default)]
+    pub f1_flag_all: Option<f64>,
+    /// False-flag rate at the threshold: share of non-violating items predicted violating.
+    #[serde(default)]
+    pub false_flag_rate: Option<f64>,
     /// Precision at the threshold.
     pub precision: Option<f64>,
     /// Recall at the threshold.
@@ -846,6 +853,10 @@ pub fn evaluate(test: &[ScoredRow], val: Option<&[ScoredRow]>, opts: &EvalOption
         threshold,
         threshold_source: chosen.map(|c| c.1),
         f1: at.map(|m| m.f1),
+        f1_flag_all: (n_pos > 0).then(|| 2.0 * n_pos as f64 / (n + n_pos) as f64),
+        false_flag_rate: confusion
+            .filter(|c| c.false_positives + c.true_negatives > 0)
+            .map(|c| c.false_positives as f64 / (c.false_positives + c.true_negatives) as f64),
         precision: at.map(|m| m.precision),
         recall: at.map(|m| m.recall),
         accuracy: confusion.map(|c| c.accuracy()),

@@ -9,13 +9,15 @@
 //! * [`prompt`] — chat messages for a policy and a piece of content, with a byte-identical shared
 //!   prefix;
 //! * [`metrics`] — ranking, threshold and calibration metrics that match scikit-learn, plus seeded
-//!   bootstrap intervals.
+//!   bootstrap intervals;
+//! * [`paired`] — two models on the same items: paired bootstrap intervals of the difference.
 //!
 //! * [`score`] — scoring content with a model: verdict-token, Monte-Carlo and greedy scores.
 
 pub mod dataset;
 pub mod eval;
 pub mod metrics;
+pub mod paired;
 pub mod policy;
 pub mod prompt;
 pub mod report;

@@ -68,7 +68,28 @@ pub enum Variant {
     NoReasoning,
 }
 
+impl std::str::FromStr for Variant {
+    type Err = String;
+    /// `standard`, `reflection` or `no_reasoning` (`no-reasoning` too): the one spelling rule for
+    /// configs and command lines.
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s.trim() {
+            "standard" => Ok(Variant::Standard),
+            "reflection" => Ok(Variant::Reflection),
+            "no_reasoning" | "no-reasoning" => Ok(Variant::NoReasoning),
+            other => Err(format!(
+                "unknown prompt variant {other:?}: expected standard, reflection or no_reasoning"
+            )),
+        }
+    }
+}
+
 impl Variant {
+    /// Whether answers in this variant carry a `<reasoning>` block before the verdict.
+    pub fn has_reasoning(self) -> bool {
+        !matches!(self, Variant::NoReasoning)
+    }
+
     /// All variants.
     pub const ALL: [Variant; 3] = [Variant::Standard, Variant::Reflection, Variant::NoReasoning];
 
@@ -277,6 +298,21 @@ mod tests {
             let v = parse(&prompt.full_output(&generated), &p.category_names()).unwrap();
             assert_eq!(v.label, label);
         }
+    }
+
+    #[test]
+    fn variants_parse_in_both_spellings() {
+        for v in Variant::ALL {
+            let name = serde_json::to_value(v).unwrap();
+            assert_eq!(name.as_str().unwrap().parse::<Variant>().unwrap(), v);
+        }
+        assert_eq!(
+            "no-reasoning".parse::<Variant>().unwrap(),
+            Variant::NoReasoning
+        );
+        let e = "fast".parse::<Variant>().unwrap_err();
+        assert!(e.contains("\"fast\"") && e.contains("no_reasoning"), "{e}");
+        assert!(!Variant::NoReasoning.has_reasoning() && Variant::Reflection.has_reasoning());
     }
 
     #[test]

@@ -12,7 +12,9 @@
 //!   [`compare_reports`] can read the directory later.
 //!
 //! [`compare_reports`] reads two such directories (only `metrics.json` is required) and writes
-//! `compare.md`, `compare.html`, `compare_pr.svg` and `compare_roc.svg`.
+//! `compare.md`, `compare.html`, `compare_pr.svg` and `compare_roc.svg`; when both have
+//! `scores.jsonl`, also `compare.json` with paired bootstrap intervals of the differences
+//! ([`crate::paired`]).
 
 use crate::eval::{EvalError, EvalMetrics, ThresholdSource};
 use serde::{Deserialize, Serialize};
@@ -1065,6 +1067,18 @@ const METRIC_ROWS: &[MetricRow] = &[
         higher_better: Some(true),
     },
     MetricRow {
+        name: "F1 of flagging everything",
+        get: |m| m.f1_flag_all,
+        ci: no_ci,
+        higher_better: None,
+    },
+    MetricRow {
+        name: "False-flag rate at threshold (benign items)",
+        get: |m| m.false_flag_rate,
+        ci: no_ci,
+        higher_better: Some(false),
+    },
+    MetricRow {
         name: "Precision at threshold",
         get: |m| m.precision,
         ci: no_ci,
@@ -1509,6 +1523,45 @@ pub fn compare_reports(
     let b = read_side(b_dir, "B")?;
     create_dir(out_dir)?;
     let mut written = Vec::new();
+    // Paired intervals of B - A on the items both scored, when both have scores.jsonl.
+    let paired = crate::paired::compare_dirs(a_dir, b_dir, 1000, 0)?;
+    let paired_md = match &paired {
+        Some(c) => {
+            let row = |name: &str, m: &crate::paired::PairedMetric| {
+                format!(
+                    "| {name} | {:.4} | {:.4} | {:+.4} | [{:+.4}, {:+.4}] | {} |\n",
+                    m.a,
+                    m.b,
+                    m.diff,
+                    m.ci[0],
+                    m.ci[1],
+                    if m.b_better() {
+                        "B better"
+                    } else if m.ci[1] < 0.0 {
+                        "A better"
+                    } else {
+                        "no clear difference"
+                    }
+                )
+            };
+            let json = serde_json::to_string_pretty(c).unwrap_or_default();
+            write_file(out_dir.join("compare.json"), &json, &mut written)?;
+            format!(
+                "## Paired comparison on the same items\n\n{} items scored by both ({} violating; {} only in A, {} only in B), \
+                 {} paired bootstrap resamples of the items (seed {}).\n\n\
+                 | Metric | A | B | B − A | 95 % paired CI | verdict |\n|---|---:|---:|---:|---|---|\n{}{}\n",
+                c.n,
+                c.n_pos,
+                c.only_a,
+                c.only_b,
+                c.resamples,
+                c.seed,
+                row("PR-AUC", &c.pr_auc),
+                row("ROC-AUC", &c.roc_auc)
+            )
+        }
+        None => String::new(),
+    };
     let make = |standalone: bool| {
         let s = [
             Series {
@@ -1653,7 +1706,15 @@ pub fn compare_reports(
             esc(d)
         );
     }
-    body.push_str("</table>\n<p class=\"muted\">Green: B is better; red: B is worse (intervals are 95% bootstrap).</p>\n<h2>Curves</h2>\n<div class=\"plots\">");
+    body.push_str("</table>\n<p class=\"muted\">Green: B is better; red: B is worse (intervals are 95% bootstrap).</p>\n");
+    if let Some(c) = &paired {
+        let _ = write!(
+            body,
+            "<h2>Paired comparison on the same items</h2>\n<p>{}</p>\n",
+            esc(&crate::paired::summary(c))
+        );
+    }
+    body.push_str("<h2>Curves</h2>\n<div class=\"plots\">");
     let (pr_inline, roc_inline) = make(false);
     let _ = writeln!(
         body,
@@ -1695,6 +1756,9 @@ pub fn compare_reports(
             md(vb),
             md(d)
         );
+    }
+    if !paired_md.is_empty() {
+        let _ = write!(text, "\n{paired_md}");
     }
     let _ = write!(
         text,

@@ -8,6 +8,10 @@
 //!   the samples that keep the output contract (paper: N = 32, T = 1).
 //! * [`ScoringMode::Greedy`]: one greedy reasoning; the score is the probability the model reports
 //!   in its verdict.
+//! * [`ScoringMode::Reasoned`]: one greedy reasoning, then P(violating) read at the verdict's
+//!   label position after that reasoning (the label-token distribution, as in verdict-token
+//!   scoring, but conditioned on the model's own reasoning): what a model trained by reasoning RL
+//!   actually decides, calibrated, for one generation per item.
 //!
 //! The instruction + policy prefix is identical for every item, so it is prefilled once
 //! ([`PrefixCache`]) and shared by every item and every sample.
@@ -30,6 +34,7 @@ pub enum ScoringMode {
     VerdictToken,
     MonteCarlo { n: usize, temperature: f64 },
     Greedy,
+    Reasoned,
 }
 
 impl ScoringMode {
@@ -39,18 +44,20 @@ impl ScoringMode {
             ScoringMode::VerdictToken => "verdict-token".into(),
             ScoringMode::MonteCarlo { n, temperature } => format!("mc N={n} T={temperature}"),
             ScoringMode::Greedy => "greedy".into(),
+            ScoringMode::Reasoned => "reasoned (greedy reasoning, then the label token)".into(),
         }
     }
 }
 
 impl FromStr for ScoringMode {
     type Err = anyhow::Error;
-    /// `verdict-token`, `greedy`, `mc` (N = 32, T = 1) or `mc:N` / `mc:N:T`.
+    /// `verdict-token`, `greedy`, `reasoned`, `mc` (N = 32, T = 1) or `mc:N` / `mc:N:T`.
     fn from_str(s: &str) -> Result<Self> {
         let mut parts = s.split(':');
         match parts.next().unwrap_or("") {
             "verdict-token" => Ok(ScoringMode::VerdictToken),
             "greedy" => Ok(ScoringMode::Greedy),
+            "reasoned" => Ok(ScoringMode::Reasoned),
             "mc" => {
                 let n = parts
                     .next()
@@ -70,7 +77,7 @@ impl FromStr for ScoringMode {
                 Ok(ScoringMode::MonteCarlo { n, temperature })
             }
             other => bail!(
-                "unknown scoring mode {other:?}: expected verdict-token, mc[:N[:T]] or greedy"
+                "unknown scoring mode {other:?}: expected verdict-token, reasoned, mc[:N[:T]] or greedy"
             ),
         }
     }
@@ -218,20 +225,8 @@ impl<'a> Scorer<'a> {
             .collect();
         let ids = tok.encode(&common)?;
         s.prefix = PrefixCache::new(model, &ids)?;
-        s.label_tokens = (s.label_token("violating")?, s.label_token("non_violating")?);
-        if s.label_tokens.0 == s.label_tokens.1 {
-            bail!("the tokenizer gives \"violating\" and \"non_violating\" the same first token; verdict-token scoring cannot tell them apart");
-        }
+        s.label_tokens = label_tokens(tok)?;
         Ok(s)
-    }
-
-    fn label_token(&self, word: &str) -> Result<u32> {
-        let base = self.tok.encode(VERDICT_PREFIX)?;
-        let full = self.tok.encode(&format!("{VERDICT_PREFIX}{word}"))?;
-        if full.len() <= base.len() || full[..base.len()] != base[..] {
-            bail!("the tokenizer merges the verdict prefix {VERDICT_PREFIX:?} with {word:?}; cannot locate the label token");
-        }
-        Ok(full[base.len()])
     }
 
     /// The full prompt text for one piece of content: chat template + generation prompt +
@@ -275,6 +270,7 @@ impl<'a> Scorer<'a> {
         match self.cfg.mode {
             ScoringMode::VerdictToken => self.verdict_token(&prompts),
             ScoringMode::Greedy => self.sampled(&prompts, 1, 0.0),
+            ScoringMode::Reasoned => self.reasoned(texts, &prompts),
             ScoringMode::MonteCarlo { n, temperature } => self.sampled(&prompts, n, temperature),
         }
     }
@@ -328,6 +324,31 @@ impl<'a> Scorer<'a> {
                     format_ok_rate: if ok { 1.0 } else { 0.0 },
                     output: None,
                 }
+            })
+            .collect())
+    }
+
+    /// One greedy reasoning per item, then the label-token distribution at the verdict after it.
+    fn reasoned(&self, texts: &[&str], prompts: &[Vec<u32>]) -> Result<Vec<ItemScore>> {
+        let greedy = self.sampled(prompts, 1, 0.0)?;
+        let mut continued = Vec::with_capacity(texts.len());
+        for (t, g) in texts.iter().zip(&greedy) {
+            let answer = g.output.as_deref().unwrap_or("");
+            let prompt = format!("{}{}", self.prompt_text(t)?, reasoned_stem(answer));
+            continued.push(self.tok.encode(&prompt)?);
+        }
+        let at_label = self.verdict_token(&continued)?;
+        Ok(greedy
+            .into_iter()
+            .zip(at_label)
+            .map(|(g, v)| ItemScore {
+                score: v.score,
+                pred_label: Some(u8::from(v.score >= 0.5)),
+                // The contract counts as kept when the greedy answer parsed and the label
+                // position carries the label mass.
+                format_ok: g.format_ok && v.format_ok,
+                failure: g.failure.or(v.failure),
+                ..g
             })
             .collect())
     }
@@ -399,6 +420,54 @@ impl<'a> Scorer<'a> {
             });
         }
         Ok(res)
+    }
+}
+
+/// The first tokens of `violating` and `non_violating` after the verdict prefix: the two tokens
+/// verdict-token scoring reads and label-token RL samples.
+pub fn label_tokens(tok: &Tokenizer) -> Result<(u32, u32)> {
+    let base = tok.encode(VERDICT_PREFIX)?;
+    let first = |word: &str| -> Result<u32> {
+        let full = tok.encode(&format!("{VERDICT_PREFIX}{word}"))?;
+        if full.len() <= base.len() || full[..base.len()] != base[..] {
+            bail!("the tokenizer merges the verdict prefix {VERDICT_PREFIX:?} with {word:?}; cannot locate the label token");
+        }
+        Ok(full[base.len()])
+    };
+    let t = (first("violating")?, first("non_violating")?);
+    if t.0 == t.1 {
+        bail!("the tokenizer gives \"violating\" and \"non_violating\" the same first token; verdict-token scoring cannot tell them apart");
+    }
+    Ok(t)
+}
+
+/// The answer up to where its verdict's label word starts, ending with [`VERDICT_PREFIX`]: the
+/// reasoning as the model wrote it, then the canonical verdict opening. An answer without a
+/// verdict object keeps its reasoning (closed with the closing tag when the model did not close
+/// it, e.g. cut at the token limit) and gets the opening appended.
+pub fn reasoned_stem(answer: &str) -> String {
+    let lower = answer.to_ascii_lowercase();
+    let close = lower.rfind(verdict::REASONING_CLOSE);
+    let after = close.map_or(0, |i| i + verdict::REASONING_CLOSE.len());
+    // The last `{` after the reasoning that opens an object with a "label" key.
+    let verdict_start = lower[after..]
+        .match_indices('{')
+        .map(|(i, _)| after + i)
+        .filter(|&i| {
+            lower[i + 1..]
+                .trim_start()
+                .strip_prefix("\"label\"")
+                .is_some()
+        })
+        .last();
+    match (verdict_start, close) {
+        (Some(i), _) => format!("{}{VERDICT_PREFIX}", &answer[..i]),
+        (None, Some(_)) => format!("{}\n{VERDICT_PREFIX}", answer[..after].trim_end()),
+        (None, None) => format!(
+            "{}\n{}\n{VERDICT_PREFIX}",
+            answer.trim_end(),
+            verdict::REASONING_CLOSE
+        ),
     }
 }
 
@@ -495,6 +564,33 @@ mod tests {
         assert!(groups.contains(&vec![6]));
         // Equal lengths: one group.
         assert_eq!(length_groups(&vec![vec![1u32; 9]; 5]).len(), 1);
+    }
+
+    #[test]
+    fn reasoned_stem_cuts_at_the_label_word() {
+        let full = "<reasoning>\nIt asks for a weapon.\n</reasoning>\n{\"label\": \"violating\", \"category\": \"x\", \"probability\": 0.9}";
+        assert_eq!(
+            reasoned_stem(full),
+            "<reasoning>\nIt asks for a weapon.\n</reasoning>\n{\"label\": \""
+        );
+        // Braces inside the reasoning are not the verdict.
+        let braces = "<reasoning>the text has {\"label\": 1} in it</reasoning>\n{ \"label\": \"non_violating\"}";
+        assert!(reasoned_stem(braces)
+            .starts_with("<reasoning>the text has {\"label\": 1} in it</reasoning>\n{"));
+        assert!(reasoned_stem(braces).ends_with(VERDICT_PREFIX));
+        // Closed reasoning and no verdict; then a reasoning cut at the token limit.
+        assert_eq!(
+            reasoned_stem("<reasoning>fine</reasoning>  oops"),
+            "<reasoning>fine</reasoning>\n{\"label\": \""
+        );
+        assert_eq!(
+            reasoned_stem("<reasoning>it goes on and on"),
+            "<reasoning>it goes on and on\n</reasoning>\n{\"label\": \""
+        );
+        assert_eq!(
+            "reasoned".parse::<ScoringMode>().unwrap(),
+            ScoringMode::Reasoned
+        );
     }
 
     #[test]

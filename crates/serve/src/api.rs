@@ -128,6 +128,12 @@ fn scoring_mode(
         .unwrap_or("verdict-token")
         .parse()
         .map_err(|e: anyhow::Error| ApiError::invalid("scoring", format!("{e:#}")))?;
+    if mode == ScoringMode::Reasoned {
+        return Err(ApiError::invalid(
+            "scoring",
+            "reasoned scoring is available in `modrl eval`, not on the server yet; use verdict-token, greedy or mc",
+        ));
+    }
     match &mut mode {
         ScoringMode::MonteCarlo {
             n: mn,
@@ -165,6 +171,7 @@ fn mode_name(m: &ScoringMode) -> &'static str {
     match m {
         ScoringMode::VerdictToken => "verdict-token",
         ScoringMode::Greedy => "greedy",
+        ScoringMode::Reasoned => "reasoned",
         ScoringMode::MonteCarlo { .. } => "mc",
     }
 }

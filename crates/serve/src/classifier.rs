@@ -319,6 +319,9 @@ impl PolicyPrompts {
         max_rows: usize,
     ) -> Result<Vec<Scored>> {
         match *mode {
+            ScoringMode::Reasoned => anyhow::bail!(
+                "reasoned scoring is available in `modrl eval`, not in serve or classify yet; use verdict-token, greedy or mc"
+            ),
             ScoringMode::VerdictToken => self.verdict_token(model, prefix, prompts, max_rows),
             ScoringMode::Greedy => self.sampled(
                 model,

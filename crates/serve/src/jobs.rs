@@ -591,7 +591,7 @@ impl Prepared {
         let prefix = pp.prefix_cache(model, variant)?;
         let per_batch = match o.mode {
             ScoringMode::VerdictToken => (o.batch_rows / pp.rows_per_item()).max(1),
-            ScoringMode::Greedy => o.batch_rows.max(1),
+            ScoringMode::Greedy | ScoringMode::Reasoned => o.batch_rows.max(1),
             ScoringMode::MonteCarlo { n, .. } => (o.batch_rows / n.max(1)).max(1),
         };
         let mut flagged = 0;

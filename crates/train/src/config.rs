@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 use modrl_model::LoraConfig;
+use modrl_moderation::prompt::Variant;
 use serde::{Deserialize, Serialize};
 
 use crate::advantage::ScaleRewards;
@@ -103,9 +104,12 @@ pub struct DataConfig {
     /// Fold the system message into the user turn (templates without a system role).
     #[serde(default)]
     pub no_system_role: bool,
-    /// Prompt variant: `standard` or `reflection`. Default `standard`.
+    /// Prompt variant: `standard` (reason, then the verdict line), `reflection` (reason, re-check
+    /// every category, then the verdict line) or `no_reasoning` (the answer is the verdict line
+    /// alone: SFT targets and RL rollouts are verdict-only, and they train exactly the label token
+    /// that verdict-token scoring reads). Default `standard`.
     #[serde(default = "default_variant")]
-    pub variant: String,
+    pub variant: Variant,
 }
 
 fn default_train_split() -> String {
@@ -117,8 +121,8 @@ fn default_val_split() -> String {
 fn default_max_val() -> usize {
     200
 }
-fn default_variant() -> String {
-    "standard".into()
+fn default_variant() -> Variant {
+    Variant::Standard
 }
 
 /// Supervised fine-tuning on the output contract.
@@ -226,6 +230,15 @@ pub struct RlConfig {
     pub rollout_api_key_env: Option<String>,
     /// Seconds one rollout request may take. Default 600.
     pub rollout_timeout_s: u64,
+    /// What a rollout samples. `completion` (default): the whole answer (reasoning and verdict,
+    /// or the verdict line in the `no_reasoning` variant), rewarded by `[rewards]`. `label`
+    /// (needs `data.variant = "no_reasoning"`): only the label word, from the model's next-token
+    /// distribution over the two label words (what verdict-token scoring reads), rewarded for
+    /// accuracy with `rewards.fn_cost` / `fp_cost`; one forward pass per prompt, no decoding.
+    pub action: RlAction,
+    /// Completions per step appended to `<run>/completions.jsonl` (step, item id, label, reward,
+    /// text) for inspection, like TRL's `log_completions`. Default 4; 0 = none.
+    pub log_completions: usize,
 }
 
 impl Default for RlConfig {
@@ -256,8 +269,21 @@ impl Default for RlConfig {
             rollout_model: "modrl-policy".into(),
             rollout_api_key_env: None,
             rollout_timeout_s: 600,
+            log_completions: 4,
+            action: RlAction::Completion,
         }
     }
+}
+
+/// What an RL rollout samples ([`RlConfig::action`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RlAction {
+    /// The whole answer, decoded token by token.
+    #[default]
+    Completion,
+    /// The label word only (label-token RL, `crate::label_rl`).
+    Label,
 }
 
 /// Periodic and final evaluation on the validation split.
@@ -322,6 +348,35 @@ impl RunConfig {
         Self::from_toml(&text, path)
     }
 
+    /// [`RunConfig::load`] with `key=value` overrides applied first (`data.max_train_examples=300`,
+    /// `stages=["rl"]`, `rl.learning_rate=2e-4`): the value is read as TOML (a bare word that is
+    /// not TOML is taken as a string), tables are created as needed, and the result is validated
+    /// as if the file said so.
+    pub fn load_with(path: &Path, overrides: &[String]) -> Result<Self> {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("{}: cannot read", path.display()))?;
+        if overrides.is_empty() {
+            return Self::from_toml(&text, path);
+        }
+        let mut doc: toml::Table = toml::from_str(&text)
+            .map_err(|e| anyhow::anyhow!("{}: {}", path.display(), e.message()))?;
+        for o in overrides {
+            apply_override(&mut doc, o).with_context(|| format!("--set {o}"))?;
+        }
+        let merged = toml::to_string(&doc)?;
+        let cfg: RunConfig = toml::from_str(&merged).map_err(|e| {
+            anyhow::anyhow!(
+                "{} with --set {}: {}",
+                path.display(),
+                overrides.join(" --set "),
+                e.message()
+            )
+        })?;
+        cfg.validate()
+            .with_context(|| format!("{}: invalid run config", path.display()))?;
+        Ok(cfg)
+    }
+
     pub fn from_toml(text: &str, path: &Path) -> Result<Self> {
         let cfg: RunConfig = toml::from_str(text).map_err(|e| {
             let line = e.span().map(|s| text[..s.start].matches('\n').count() + 1);
@@ -360,6 +415,19 @@ impl RunConfig {
             if rl.rollout_url.is_some() && self.lora.is_none() && self.model.adapter.is_none() {
                 bail!("field \"rl.rollout_url\": remote rollouts sync weights by LoRA adapter; add a [lora] table (full-weight sync to a remote engine is not implemented)");
             }
+            if rl.action == RlAction::Label {
+                if self.data.variant.has_reasoning() {
+                    bail!("field \"rl.action\": \"label\" samples the label word after the verdict prefix; it needs data.variant = \"no_reasoning\"");
+                }
+                if rl.rollout_url.is_some() || rl.beta != 0.0 || rl.num_iterations != 1 {
+                    bail!("field \"rl.action\": \"label\" runs locally and on-policy: it does not support rl.rollout_url, rl.beta > 0 or rl.num_iterations > 1");
+                }
+                let r = &self.rewards;
+                if r.length != 0.0 || r.rubric != 0.0 || r.judge.is_some() || !r.external.is_empty()
+                {
+                    bail!("field \"rl.action\": \"label\" is rewarded for accuracy only (with rewards.fn_cost / fp_cost); remove the length, rubric, judge and external rewards");
+                }
+            }
             if rl.rollout_model.trim().is_empty() {
                 bail!("field \"rl.rollout_model\": must not be empty");
             }
@@ -372,11 +440,88 @@ impl RunConfig {
         if !(0.0..=1.0).contains(&self.sft.verdict_only_fraction) {
             bail!("field \"sft.verdict_only_fraction\": must be in [0, 1]");
         }
+        let scoring: modrl_moderation::score::ScoringMode = self
+            .eval
+            .scoring
+            .parse()
+            .map_err(|e| anyhow::anyhow!("field \"eval.scoring\": {e}"))?;
+        if !self.data.variant.has_reasoning()
+            && scoring != modrl_moderation::score::ScoringMode::VerdictToken
+        {
+            bail!("field \"eval.scoring\": a data.variant = \"no_reasoning\" run answers with the verdict line alone; evaluate it with scoring = \"verdict-token\"");
+        }
         if let Some(f) = self.data.positive_fraction {
             if !(0.0..=1.0).contains(&f) {
                 bail!("field \"data.positive_fraction\": must be in [0, 1]");
             }
         }
         Ok(())
+    }
+}
+
+/// Set `dotted.key = value` in a TOML table (see [`RunConfig::load_with`]).
+fn apply_override(doc: &mut toml::Table, o: &str) -> Result<()> {
+    let (key, raw) = o
+        .split_once('=')
+        .context("expected KEY=VALUE, e.g. data.max_train_examples=300")?;
+    let key = key.trim();
+    if key.is_empty() || key.split('.').any(|p| p.trim().is_empty()) {
+        bail!("empty key in {o:?}");
+    }
+    let raw = raw.trim();
+    let value: toml::Value = match toml::from_str::<toml::Table>(&format!("v = {raw}")) {
+        Ok(mut t) => t.remove("v").context("no value")?,
+        Err(_) => toml::Value::String(raw.to_string()),
+    };
+    let parts: Vec<&str> = key.split('.').map(str::trim).collect();
+    let mut table = doc;
+    for p in &parts[..parts.len() - 1] {
+        let entry = table
+            .entry(p.to_string())
+            .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+        table = entry
+            .as_table_mut()
+            .with_context(|| format!("{p:?} is not a table"))?;
+    }
+    table.insert(parts[parts.len() - 1].to_string(), value);
+    Ok(())
+}
+
+#[cfg(test)]
+mod override_tests {
+    use super::*;
+
+    #[test]
+    fn overrides_set_nested_keys_and_are_validated() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("run.toml");
+        std::fs::write(
+            &path,
+            "stages = [\"sft\", \"rl\"]\n[model]\npath = \"m\"\n[data]\npath = \"d.jsonl\"\npolicy = \"p.toml\"\n",
+        )
+        .unwrap();
+        let cfg = RunConfig::load_with(
+            &path,
+            &[
+                "data.max_train_examples=300".into(),
+                "stages=[\"rl\"]".into(),
+                "rl.learning_rate = 2e-4".into(),
+                "data.variant=no_reasoning".into(),
+                "eval.scoring=verdict-token".into(),
+                "run.out=runs/x".into(),
+            ],
+        )
+        .unwrap();
+        assert_eq!(cfg.data.max_train_examples, Some(300));
+        assert_eq!(cfg.stages, vec![Stage::Rl]);
+        assert_eq!(cfg.rl.learning_rate, 2e-4);
+        assert_eq!(cfg.data.variant, Variant::NoReasoning);
+        assert_eq!(cfg.run.out, Some(PathBuf::from("runs/x")));
+        // Unknown keys and invalid combinations are refused like in the file.
+        let e = RunConfig::load_with(&path, &["rl.lerning_rate=1".into()]).unwrap_err();
+        assert!(format!("{e:#}").contains("lerning_rate"), "{e:#}");
+        let e = RunConfig::load_with(&path, &["data.variant=no_reasoning".into()]).unwrap_err();
+        assert!(format!("{e:#}").contains("verdict-token"), "{e:#}");
+        assert!(RunConfig::load_with(&path, &["novalue".into()]).is_err());
     }
 }

@@ -1,13 +1,15 @@
 //! Training of policy-aligned moderation classifiers: GRPO-family RL with shaped rewards, SFT,
-//! checkpoints and logging.
+//! checkpoints and logging, and the sigmoid scaling-law fit of RL runs ([`scaling`]).
 pub mod advantage;
 pub mod checkpoint;
 pub mod config;
 pub mod judge;
+pub mod label_rl;
 pub mod logging;
 pub mod loss;
 pub mod openai;
 pub mod plots;
 pub mod rewards;
+pub mod scaling;
 pub mod tensorboard;
 pub mod trainer;

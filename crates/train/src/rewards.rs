@@ -104,8 +104,25 @@ impl ContractCheck {
     }
 }
 
-/// Check `completion` against the output contract for `policy`.
+/// Check `completion` against the output contract for `policy` (reasoning, then the verdict).
 pub fn check_contract(completion: &str, policy: &Policy) -> ContractCheck {
+    check_contract_for(completion, policy, true)
+}
+
+/// Check `completion` against the output contract of a prompt variant: with `reasoning`, a
+/// closed `<reasoning>` block before the verdict; without (the `no_reasoning` variant, whose
+/// answer is the verdict line alone), nothing but whitespace before the verdict object.
+/// `reasoning_closed` then reports that rule.
+pub fn check_contract_for(completion: &str, policy: &Policy, reasoning: bool) -> ContractCheck {
+    let mut c = check_reasoned_contract(completion, policy);
+    if !reasoning {
+        c.reasoning_closed = c.verdict.is_ok()
+            && verdict_span(completion).is_some_and(|(s, _)| completion[..s].trim().is_empty());
+    }
+    c
+}
+
+fn check_reasoned_contract(completion: &str, policy: &Policy) -> ContractCheck {
     let verdict = verdict::parse(completion, &policy.category_names());
     let lower = completion.to_ascii_lowercase();
     let open = lower.find(verdict::REASONING_OPEN);
@@ -179,8 +196,19 @@ impl Reward for Accuracy {
 /// * 0.15 — label, probability and category agree (parsed verdicts only).
 ///
 /// So a malformed verdict after good reasoning earns 0.3, a bare well-formed verdict 0.7.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct Format;
+/// In the `no_reasoning` variant (`reasoning: false`) the 0.30 goes to "nothing precedes the
+/// verdict", so a bare well-formed verdict earns 1.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Format {
+    /// The prompt asked for reasoning before the verdict.
+    pub reasoning: bool,
+}
+
+impl Default for Format {
+    fn default() -> Self {
+        Format { reasoning: true }
+    }
+}
 
 /// Partial credits of [`Format`].
 pub const FORMAT_PARSES: f64 = 0.40;
@@ -191,7 +219,12 @@ pub const FORMAT_CONSISTENT: f64 = 0.15;
 impl Format {
     /// The format score of one completion.
     pub fn score_one(completion: &str, policy: &Policy) -> f64 {
-        let c = check_contract(completion, policy);
+        Format::default().score_text(completion, policy)
+    }
+
+    /// The format score of one completion under this contract.
+    pub fn score_text(&self, completion: &str, policy: &Policy) -> f64 {
+        let c = check_contract_for(completion, policy, self.reasoning);
         if c.verdict == Err(ParseFailure::NoVerdict) {
             return 0.0;
         }
@@ -211,7 +244,7 @@ impl Reward for Format {
     fn score(&self, batch: &[RewardInput]) -> Result<Vec<f64>> {
         Ok(batch
             .iter()
-            .map(|x| Format::score_one(x.completion, x.policy))
+            .map(|x| self.score_text(x.completion, x.policy))
             .collect())
     }
 }
@@ -620,7 +653,9 @@ pub type WeightedRewards = Vec<(f64, Box<dyn Reward>)>;
 /// Build the configured rewards: accuracy, format and length always (cheap, and logged even at
 /// weight 0), the rubric when its weight is non-zero or a judge is configured, then the external
 /// ones in order.
-pub fn build_rewards(cfg: &RewardsConfig) -> Result<WeightedRewards> {
+/// `reasoning`: whether the prompt variant asks for reasoning before the verdict (the format
+/// reward checks the contract of that variant).
+pub fn build_rewards(cfg: &RewardsConfig, reasoning: bool) -> Result<WeightedRewards> {
     for (name, w) in [
         ("accuracy", cfg.accuracy),
         ("format", cfg.format),
@@ -648,7 +683,7 @@ pub fn build_rewards(cfg: &RewardsConfig) -> Result<WeightedRewards> {
                 fp_cost: cfg.fp_cost,
             }),
         ),
-        (cfg.format, Box::new(Format)),
+        (cfg.format, Box::new(Format { reasoning })),
         (
             cfg.length,
             Box::new(Length {
@@ -715,6 +750,12 @@ pub fn build_rewards(cfg: &RewardsConfig) -> Result<WeightedRewards> {
 /// the verdict, or no closed reasoning block.
 pub fn instruction_hallucination(completion: &str, policy: &Policy) -> bool {
     !check_contract(completion, policy).is_clean()
+}
+
+/// [`instruction_hallucination`] under the contract of a prompt variant with or without reasoning
+/// ([`check_contract_for`]).
+pub fn instruction_hallucination_for(completion: &str, policy: &Policy, reasoning: bool) -> bool {
+    !check_contract_for(completion, policy, reasoning).is_clean()
 }
 
 fn is_word_char(c: char) -> bool {
@@ -972,7 +1013,23 @@ mod tests {
             assert!((got - want).abs() < 1e-12, "{text:?}: {got} vs {want}");
         }
         let batch: Vec<RewardInput> = cases.iter().map(|(t, _)| input(t, 1, &p)).collect();
-        assert_eq!(Format.score(&batch).unwrap().len(), cases.len());
+        assert_eq!(Format::default().score(&batch).unwrap().len(), cases.len());
+    }
+
+    #[test]
+    fn format_without_reasoning_wants_the_bare_verdict() {
+        let p = policy();
+        let f = Format { reasoning: false };
+        let line = v(Label::Violating, Some(p.category_names()[0].as_str()), 0.9).to_json_line();
+        assert!((f.score_text(&line, &p) - 1.0).abs() < 1e-12, "{line}");
+        assert!(!instruction_hallucination_for(&line, &p, false));
+        assert!(instruction_hallucination_for(&line, &p, true));
+        // Text before the verdict loses the 0.30; a broken verdict earns nothing for it.
+        let chatty = format!("Sure! {line}");
+        assert!((f.score_text(&chatty, &p) - (1.0 - FORMAT_REASONING)).abs() < 1e-12);
+        assert_eq!(f.score_text("{\"label\": \"maybe", &p), 0.0);
+        // The reasoned contract is unchanged.
+        assert!((Format::default().score_text(&line, &p) - 0.7).abs() < 1e-12);
     }
 
     #[test]
@@ -1177,7 +1234,7 @@ mod tests {
     fn build_rewards_from_toml() {
         let cfg: RewardsConfig = toml::from_str("").unwrap();
         assert_eq!(cfg, RewardsConfig::default());
-        let rs = build_rewards(&cfg).unwrap();
+        let rs = build_rewards(&cfg, true).unwrap();
         let names: Vec<(&str, f64)> = rs.iter().map(|(w, r)| (r.name(), *w)).collect();
         assert_eq!(names, [("accuracy", 1.0), ("format", 0.2), ("length", 0.0)]);
 
@@ -1199,7 +1256,7 @@ mod tests {
             "#,
         )
         .unwrap();
-        let rs = build_rewards(&cfg).unwrap();
+        let rs = build_rewards(&cfg, true).unwrap();
         let names: Vec<(&str, f64)> = rs.iter().map(|(w, r)| (r.name(), *w)).collect();
         assert_eq!(
             names,
@@ -1224,7 +1281,7 @@ mod tests {
     fn build_rewards_rejects_bad_configs() {
         let err = |t: &str| {
             let cfg: RewardsConfig = toml::from_str(t).unwrap();
-            build_rewards(&cfg).err().unwrap().to_string()
+            build_rewards(&cfg, true).err().unwrap().to_string()
         };
         assert!(err("rubric = 0.5").contains("[rewards.judge]"));
         assert!(err("length_band = [300, 100]").contains("length_band"));

@@ -25,7 +25,7 @@ use serde_json::{json, Map, Value};
 
 use crate::advantage::{advantages, frac_zero_std, zero_std_groups};
 use crate::checkpoint::{self, TrainState};
-use crate::config::{RunConfig, Stage};
+use crate::config::{RlAction, RunConfig, Stage};
 use crate::logging::{LengthMonitor, RunLogger};
 use crate::loss::{policy_loss_accumulated, Accumulation, LossConfig};
 use crate::openai::OpenAiClient;
@@ -174,13 +174,7 @@ pub fn run(cfg: &RunConfig, config_path: &Path, opts: &TrainOptions) -> Result<P
         None
     };
     let policy = Policy::load(&cfg.data.policy)?;
-    let variant = match cfg.data.variant.as_str() {
-        "standard" => Variant::Standard,
-        "reflection" => Variant::Reflection,
-        other => {
-            bail!("field \"data.variant\": unknown prompt variant {other:?} (standard, reflection)")
-        }
-    };
+    let variant = cfg.data.variant;
     let all = dataset::read_jsonl(&cfg.data.path, &ReadOptions::default())?.records;
     let train = select_train(&all, cfg);
     let mut val: Vec<Record> = all
@@ -207,6 +201,10 @@ pub fn run(cfg: &RunConfig, config_path: &Path, opts: &TrainOptions) -> Result<P
         cfg.stages,
         run_dir.display()
     );
+    // The exact training examples, for baselines trained on the same labels.
+    let ids: String = train.iter().map(|r| format!("{}\n", r.id)).collect();
+    std::fs::write(run_dir.join("train_ids.txt"), ids)
+        .with_context(|| format!("cannot write {}", run_dir.join("train_ids.txt").display()))?;
     let state = if opts.resume {
         checkpoint::latest(&run_dir)?
             .map(|d| checkpoint::read_state(&d))
@@ -271,7 +269,7 @@ pub fn run(cfg: &RunConfig, config_path: &Path, opts: &TrainOptions) -> Result<P
     save_weights(&ctx, &run_dir.join("final"))?;
     let n = ctx.val.len();
     if n > 0 {
-        let m = evaluate_on_val(&mut ctx, n, Some(&run_dir.join("eval")))?;
+        let m = evaluate_on_val(&mut ctx, n, Some(&run_dir.join("eval-val")))?;
         let j = serde_json::to_value(&m)?;
         eprintln!(
             "final evaluation on {n} {} examples: pr_auc={} f1={} ece={}",
@@ -528,13 +526,16 @@ fn run_stage(
     }
     let (prefix_ids, prompt_ids) = render_train(ctx, ctx.variant)?;
     // SFT examples in the no-reasoning format (the prompt verdict-token scoring reads), if asked.
-    let verdict_only = if stage == Stage::Sft && cfg.sft.verdict_only_fraction > 0.0 {
+    let verdict_only = if stage == Stage::Sft
+        && cfg.sft.verdict_only_fraction > 0.0
+        && ctx.variant.has_reasoning()
+    {
         Some(render_train(ctx, Variant::NoReasoning)?)
     } else {
         None
     };
     let rewards_fns = if stage == Stage::Rl {
-        rewards::build_rewards(&cfg.rewards)?
+        rewards::build_rewards(&cfg.rewards, ctx.variant.has_reasoning())?
     } else {
         vec![]
     };
@@ -564,6 +565,14 @@ fn run_stage(
                 verdict_only.as_ref(),
                 &params,
                 &mut state,
+                &mut metrics,
+            )?,
+            Stage::Rl if cfg.rl.action == RlAction::Label => label_rl_step(
+                ctx,
+                &prompt_ids,
+                &prefix_ids,
+                &mut state,
+                step_seed,
                 &mut metrics,
             )?,
             Stage::Rl => rl_step(
@@ -683,6 +692,11 @@ fn sft_step(
                 prompts[1].push(ids[i].clone());
                 (1, sft_target_verdict_only(&ctx.train[i], &ctx.policy))
             }
+            // The no-reasoning variant: its prompts end with the verdict prefix already.
+            _ if !ctx.variant.has_reasoning() => {
+                prompts[0].push(prompt_ids[i].clone());
+                (0, sft_target_verdict_only(&ctx.train[i], &ctx.policy))
+            }
             _ => {
                 prompts[0].push(prompt_ids[i].clone());
                 (0, sft_target(&ctx.train[i], &ctx.policy))
@@ -718,6 +732,53 @@ fn sft_step(
     let _ = params;
     ctx.model.training = false;
     Ok((loss_sum, total as usize))
+}
+
+/// One label-token RL step (`rl.action = "label"`, [`crate::label_rl`]).
+fn label_rl_step(
+    ctx: &mut Ctx,
+    prompt_ids: &[Vec<u32>],
+    prefix_ids: &[u32],
+    state: &mut TrainState,
+    step_seed: u64,
+    metrics: &mut Map<String, Value>,
+) -> Result<(f64, usize)> {
+    let cfg = ctx.cfg;
+    let idx: Vec<usize> = (0..cfg.rl.prompts_per_step)
+        .map(|_| {
+            let i = record_at(ctx.train.len(), cfg.run.seed, state.cursor);
+            state.cursor += 1;
+            i
+        })
+        .collect();
+    let prompts: Vec<&[u32]> = idx.iter().map(|&i| prompt_ids[i].as_slice()).collect();
+    let labels: Vec<u8> = idx.iter().map(|&i| ctx.train[i].label).collect();
+    ctx.model.training = true;
+    let t = Instant::now();
+    let loss = crate::label_rl::step(
+        &ctx.model,
+        &crate::label_rl::LabelStep {
+            prefix: prefix_ids,
+            prompts: &prompts,
+            labels: &labels,
+            label_tokens: modrl_moderation::score::label_tokens(&ctx.tok)?,
+            num_generations: cfg.rl.num_generations,
+            temperature: cfg.rl.temperature,
+            fn_cost: cfg.rewards.fn_cost,
+            fp_cost: cfg.rewards.fp_cost,
+            scale_rewards: cfg.rl.scale_rewards,
+            micro_batch_size: cfg.rl.micro_batch_size,
+            seed: step_seed,
+        },
+        metrics,
+    )?;
+    metrics.insert(
+        "timing/forward_backward".into(),
+        f(t.elapsed().as_secs_f64()),
+    );
+    ctx.model.training = false;
+    let tokens = prompts.iter().map(|p| p.len()).sum();
+    Ok((loss, tokens))
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -759,6 +820,8 @@ fn rl_step(
         top_p: rl.top_p,
         ..Default::default()
     };
+    let reasoning = ctx.variant.has_reasoning();
+    let answer_prefix = if reasoning { "" } else { VERDICT_PREFIX };
     let mut recs: Vec<Record> = vec![];
     let mut prompts: Vec<Vec<u32>> = vec![];
     let mut comps: Vec<modrl_model::Completion> = vec![];
@@ -798,9 +861,16 @@ fn rl_step(
                 r.client.completions_tokens(&r.model, &p_ids, g, &sp)?
             }
         };
+        // The whole answer: the prompt's assistant prefix (the verdict prefix in the
+        // no-reasoning variant) and what was sampled after it.
         let out_texts: Vec<String> = outs
             .iter()
-            .map(|o| ctx.tok.decode(&o.token_ids, true))
+            .map(|o| {
+                Ok(format!(
+                    "{answer_prefix}{}",
+                    ctx.tok.decode(&o.token_ids, true)?
+                ))
+            })
             .collect::<Result<_>>()?;
         let inputs: Vec<RewardInput> = outs
             .iter()
@@ -859,6 +929,21 @@ fn rl_step(
         }
     }
     let gen_time = t_gen.elapsed().as_secs_f64();
+    if rl.log_completions > 0 {
+        use std::io::Write;
+        let path = ctx.run_dir.join("completions.jsonl");
+        let mut w = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&path)
+            .with_context(|| format!("cannot open {}", path.display()))?;
+        for (i, t) in texts.iter().enumerate().take(rl.log_completions) {
+            let r = &recs[i / g];
+            let row = json!({"step": state.step + 1, "id": r.id, "label": r.label,
+                             "reward": total_r[i], "completion": t});
+            writeln!(w, "{row}")?;
+        }
+    }
     let adv = advantages(&total_r, g, rl.scale_rewards);
     let n = comps.len();
     // Metrics named as TRL names them.
@@ -920,7 +1005,7 @@ fn rl_step(
     }
     let instr = texts
         .iter()
-        .filter(|t| rewards::instruction_hallucination(t, &ctx.policy))
+        .filter(|t| rewards::instruction_hallucination_for(t, &ctx.policy, reasoning))
         .count();
     metrics.insert(
         "monitors/instruction_hallucination_rate".into(),

@@ -139,7 +139,9 @@ fn interrupted_runs_resume_on_the_same_trajectory() {
         "periodic evaluation every 2 steps: {}",
         want[1]
     );
-    assert!(full.join("eval/report.html").exists() && full.join("eval/metrics.json").exists());
+    assert!(
+        full.join("eval-val/report.html").exists() && full.join("eval-val/metrics.json").exists()
+    );
     assert!(
         std::fs::read_dir(full.join("tb")).unwrap().count() > 0,
         "TensorBoard events"

@@ -1,0 +1,170 @@
+//! Label-token RL (`rl.action = "label"`, with `data.variant = "no_reasoning"`): the policy is the
+//! model's next-token distribution over the two label words after the verdict prefix
+//! (`{"label": "`), renormalised over them: exactly what verdict-token scoring reads. Each prompt
+//! gets G sampled labels (temperature `rl.temperature`), rewarded for accuracy (a missed violation
+//! costs `rewards.fn_cost`, a false alarm `rewards.fp_cost`), with group-relative advantages as in
+//! GRPO. The update is on-policy (one update per batch, so the clipped ratio is 1 and the loss is
+//! the plain policy gradient `-mean(A * log pi(a))`).
+//!
+//! Why: sampled verdict lines from a 135M base model almost never parse (no reward signal), and
+//! decoding them costs a generation per sample; here every sample is a valid label and the G
+//! samples of a prompt cost nothing beyond one forward pass of the prompt. Compared with SFT's
+//! cross-entropy, whose gradient on the label logit is `(1 - p)` for a gold-label probability
+//! `p`, the expected GRPO gradient is `sqrt(p (1 - p))`: it fades on items the model is confidently
+//! wrong about (often label noise) instead of pushing hardest on them.
+
+use anyhow::{bail, Result};
+use modrl_model::train::next_token_choice_logprobs;
+use modrl_model::{Kind, Model, Tensor};
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use serde_json::{json, Map, Value};
+
+use crate::advantage::{advantages, frac_zero_std, unbiased_std, ScaleRewards};
+
+/// What one label-token RL step needs besides the model.
+pub struct LabelStep<'a> {
+    /// Prompt prefix shared by every prompt (computed once per micro-batch).
+    pub prefix: &'a [u32],
+    /// Prompts ending with the verdict prefix.
+    pub prompts: &'a [&'a [u32]],
+    /// Gold labels (1 violating).
+    pub labels: &'a [u8],
+    /// First tokens of `violating` and `non_violating` after the verdict prefix.
+    pub label_tokens: (u32, u32),
+    /// G.
+    pub num_generations: usize,
+    pub temperature: f64,
+    pub fn_cost: f64,
+    pub fp_cost: f64,
+    pub scale_rewards: ScaleRewards,
+    /// Prompts per forward/backward.
+    pub micro_batch_size: usize,
+    pub seed: u64,
+}
+
+/// The sampled labels and their rewards (no model needed): `p_violating[i]` is the policy's
+/// probability for prompt `i`; returns the actions (1 = violating) prompt-major, G per prompt.
+pub fn sample_and_reward(
+    p_violating: &[f64],
+    labels: &[u8],
+    g: usize,
+    fn_cost: f64,
+    fp_cost: f64,
+    seed: u64,
+) -> (Vec<u8>, Vec<f64>) {
+    let mut rng = StdRng::seed_from_u64(seed);
+    let mut actions = Vec::with_capacity(p_violating.len() * g);
+    let mut rewards = Vec::with_capacity(p_violating.len() * g);
+    for (&p, &y) in p_violating.iter().zip(labels) {
+        for _ in 0..g {
+            let a = u8::from(rng.random::<f64>() < p);
+            actions.push(a);
+            rewards.push(match (a, y) {
+                (a, y) if a == y => 1.0,
+                (0, _) => -fn_cost,
+                _ => -fp_cost,
+            });
+        }
+    }
+    (actions, rewards)
+}
+
+/// One step: sample, reward, advantages, and the policy-gradient loss backward (gradients
+/// accumulate in the model; the caller clips and steps). Returns the loss and fills `metrics`
+/// with TRL's names where they apply.
+pub fn step(model: &Model, s: &LabelStep, metrics: &mut Map<String, Value>) -> Result<f64> {
+    let n = s.prompts.len();
+    let g = s.num_generations;
+    if n == 0 || n != s.labels.len() || g < 2 || s.temperature <= 0.0 {
+        bail!("label-token RL needs prompts with labels, G >= 2 and a positive temperature");
+    }
+    let tokens = [s.label_tokens.0, s.label_tokens.1];
+    let chunks: Vec<std::ops::Range<usize>> = (0..n)
+        .step_by(s.micro_batch_size.max(1))
+        .map(|a| a..(a + s.micro_batch_size.max(1)).min(n))
+        .collect();
+    // The policy over the two labels, with gradients kept per micro-batch for the loss.
+    let mut logps: Vec<Tensor> = Vec::with_capacity(chunks.len());
+    let mut p_v: Vec<f64> = Vec::with_capacity(n);
+    for r in &chunks {
+        let lp = next_token_choice_logprobs(model, Some(s.prefix), &s.prompts[r.clone()], &tokens)?;
+        let lp = (lp / s.temperature).log_softmax(-1, Kind::Float);
+        let pv: Vec<f32> = Vec::try_from(
+            &lp.select(1, 0)
+                .exp()
+                .detach()
+                .to_device(modrl_model::Device::Cpu),
+        )?;
+        p_v.extend(pv.iter().map(|&x| x as f64));
+        logps.push(lp);
+    }
+    let (actions, rewards) = sample_and_reward(&p_v, s.labels, g, s.fn_cost, s.fp_cost, s.seed);
+    let adv = advantages(&rewards, g, s.scale_rewards);
+    // Per prompt, the summed advantage of each action: loss = -sum W * log pi / (n * G).
+    let mut w = vec![0f32; n * 2];
+    for (i, (&a, &x)) in actions.iter().zip(&adv).enumerate() {
+        let col = if a == 1 { 0 } else { 1 };
+        w[(i / g) * 2 + col] += (x / (n * g) as f64) as f32;
+    }
+    let mut loss_total = 0.0;
+    let mut entropy = 0.0;
+    for (r, lp) in chunks.iter().zip(&logps) {
+        let wt = Tensor::from_slice(&w[r.start * 2..r.end * 2])
+            .view([r.len() as i64, 2])
+            .to_device(lp.device());
+        let loss = -(&wt * lp).sum(Kind::Float);
+        loss.backward();
+        loss_total += loss.double_value(&[]);
+        entropy += -(lp.exp() * lp).sum(Kind::Float).detach().double_value(&[]);
+    }
+    let mean = |x: &[f64]| x.iter().sum::<f64>() / x.len().max(1) as f64;
+    let acc: Vec<f64> = actions
+        .iter()
+        .enumerate()
+        .map(|(i, &a)| f64::from(u8::from(a == s.labels[i / g])))
+        .collect();
+    let p_gold: Vec<f64> = p_v
+        .iter()
+        .zip(s.labels)
+        .map(|(&p, &y)| if y == 1 { p } else { 1.0 - p })
+        .collect();
+    let put = |m: &mut Map<String, Value>, k: &str, v: f64| {
+        m.insert(k.into(), json!(v));
+    };
+    put(metrics, "reward", mean(&rewards));
+    put(metrics, "reward_std", unbiased_std(&rewards));
+    put(metrics, "rewards/accuracy/mean", mean(&acc));
+    put(metrics, "rewards/accuracy/std", unbiased_std(&acc));
+    put(metrics, "frac_reward_zero_std", frac_zero_std(&rewards, g));
+    put(metrics, "entropy", entropy / n as f64);
+    put(metrics, "label/p_gold_mean", mean(&p_gold));
+    put(metrics, "label/p_violating_mean", mean(&p_v));
+    put(
+        metrics,
+        "label/sampled_violating_rate",
+        mean(&actions.iter().map(|&a| f64::from(a)).collect::<Vec<_>>()),
+    );
+    put(metrics, "completions/mean_length", 1.0);
+    Ok(loss_total)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn samples_follow_the_policy_and_rewards_carry_the_costs() {
+        let (a, r) = sample_and_reward(&[0.0, 1.0], &[1, 1], 4, 2.0, 0.5, 1);
+        // p = 0 never samples violating: a missed violation each time; p = 1 always right.
+        assert_eq!(a, vec![0, 0, 0, 0, 1, 1, 1, 1]);
+        assert_eq!(r, vec![-2.0, -2.0, -2.0, -2.0, 1.0, 1.0, 1.0, 1.0]);
+        let (_, r) = sample_and_reward(&[1.0], &[0], 3, 2.0, 0.5, 1);
+        assert_eq!(r, vec![-0.5; 3]);
+        // Frequencies match the probability; the same seed gives the same draws.
+        let (a, _) = sample_and_reward(&[0.3], &[1], 20_000, 0.0, 0.0, 9);
+        let share = a.iter().map(|&x| x as f64).sum::<f64>() / a.len() as f64;
+        assert!((share - 0.3).abs() < 0.015, "{share}");
+        assert_eq!(a, sample_and_reward(&[0.3], &[1], 20_000, 0.0, 0.0, 9).0);
+    }
+}

@@ -1,0 +1,175 @@
+#!/usr/bin/env python3
+"""Tables of the RL-vs-SFT study from its committed files (docs/results/rl-vs-sft/TASK/ROW/).
+
+    scripts/rl_vs_sft_table.py docs/results/rl-vs-sft/prompt-harm [--check PAGE.md]
+
+Every number comes from the files beside the page: metrics.json of each row (written by
+`modrl eval` from the row's scores.jsonl) and the paired comparisons vs-sft.json / vs-zero-shot.json
+(written by `modrl eval --compare`). PR-AUC and ROC-AUC are recomputed here from scores.jsonl
+(average precision and the rank statistic, as scikit-learn computes them) and must agree with
+metrics.json. Prints Markdown. With --check PAGE.md, exits 1 when a table row printed here is
+not found verbatim in the page (the page and its data disagree).
+"""
+import argparse
+import json
+import os
+import sys
+
+ROW_ORDER = ["zero-shot", "tfidf", "sft", "sft-more", "rl", "sft-rl"]
+ROW_NAMES = {
+    "zero-shot": "zero-shot",
+    "tfidf": "TF-IDF + logistic regression",
+    "sft": "SFT only (verdict-only)",
+    "sft-more": "SFT then more SFT (compute-matched control)",
+    "rl": "RL only (label-token)",
+    "sft-rl": "SFT then RL (label-token)",
+}
+
+
+def average_precision(scores, labels):
+    pairs = sorted(zip(scores, labels), key=lambda x: -x[0])
+    n_pos = sum(labels)
+    tp = fp = 0
+    ap = 0.0
+    prev_recall = 0.0
+    i = 0
+    while i < len(pairs):
+        j = i
+        while j < len(pairs) and pairs[j][0] == pairs[i][0]:
+            tp += pairs[j][1]
+            fp += 1 - pairs[j][1]
+            j += 1
+        recall = tp / n_pos
+        precision = tp / (tp + fp)
+        ap += (recall - prev_recall) * precision
+        prev_recall = recall
+        i = j
+    return ap
+
+
+def roc_auc(scores, labels):
+    pos = [s for s, y in zip(scores, labels) if y == 1]
+    neg = [s for s, y in zip(scores, labels) if y == 0]
+    # Mann-Whitney U with ties counted half.
+    order = sorted(scores)
+    ranks = {}
+    i = 0
+    while i < len(order):
+        j = i
+        while j < len(order) and order[j] == order[i]:
+            j += 1
+        ranks[order[i]] = (i + j + 1) / 2.0
+        i = j
+    r_pos = sum(ranks[s] for s in pos)
+    return (r_pos - len(pos) * (len(pos) + 1) / 2.0) / (len(pos) * len(neg))
+
+
+def fmt(x, digits=3):
+    return "-" if x is None else f"{x:.{digits}f}"
+
+
+def load_rows(task_dir):
+    rows = []
+    names = sorted(os.listdir(task_dir), key=lambda n: (ROW_ORDER.index(n.split("-n")[0]) if n.split("-n")[0] in ROW_ORDER else 99, n))
+    for name in names:
+        d = os.path.join(task_dir, name)
+        mpath = os.path.join(d, "metrics.json")
+        if not os.path.isfile(mpath):
+            continue
+        m = json.load(open(mpath))
+        scores, labels, ids, slices = [], [], [], []
+        for line_no, line in enumerate(open(os.path.join(d, "scores.jsonl")), 1):
+            if not line.strip():
+                continue
+            r = json.loads(line)
+            scores.append(float(r["score"]))
+            labels.append(int(r["label"]))
+            ids.append(r["id"])
+            slices.append(r.get("slices") or [])
+        ap, auc = average_precision(scores, labels), roc_auc(scores, labels)
+        for key, ours in (("pr_auc", ap), ("roc_auc", auc)):
+            if m.get(key) is None or abs(m[key] - ours) > 1e-6:
+                sys.exit(f"{mpath}: {key} {m.get(key)} but {ours} from scores.jsonl")
+        paired = {}
+        for base in ("sft", "zero-shot"):
+            p = os.path.join(d, f"vs-{base}.json")
+            if os.path.isfile(p):
+                paired[base] = json.load(open(p))
+        rows.append({"name": name, "m": m, "ids": ids, "paired": paired})
+    return rows
+
+
+def slice_metrics(m, tag):
+    s = m.get("per_slice", {}).get(tag)
+    return s or {}
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("task_dir")
+    ap.add_argument("--check", metavar="PAGE.md")
+    a = ap.parse_args()
+    rows = load_rows(a.task_dir)
+    if not rows:
+        sys.exit(f"{a.task_dir}: no rows with metrics.json")
+    ids0 = sorted(rows[0]["ids"])
+    for r in rows[1:]:
+        if sorted(r["ids"]) != ids0:
+            sys.exit(f"{a.task_dir}/{r['name']}: not the same test ids as {rows[0]['name']}")
+    m0 = rows[0]["m"]
+    out = []
+    out.append(f"Test items: {m0['n']} ({m0['n_pos']} violating, prevalence {fmt(m0['prevalence'])}).")
+    out.append("")
+    out.append("| row | PR-AUC [95% CI] | ROC-AUC | recall @ precision 0.9 | recall @ FPR 1% | F1 @ val threshold | F1 flag-all | false-flag rate | ECE | format failures |")
+    out.append("|---|---|---|---|---|---|---|---|---|---|")
+    for r in rows:
+        m = r["m"]
+        base = r["name"].split("-n")[0]
+        label = ROW_NAMES.get(base, base) + (f" ({r['name'][len(base) + 1:]})" if r["name"] != base else "")
+        ci = m.get("pr_auc_ci") or [None, None]
+        out.append(
+            f"| {label} | {fmt(m['pr_auc'])} [{fmt(ci[0])}, {fmt(ci[1])}] | {fmt(m['roc_auc'])} | "
+            f"{fmt(m.get('recall_at_precision_0.9'))} | {fmt(m.get('recall_at_fpr_0.01'))} | {fmt(m.get('f1'))} | "
+            f"{fmt(m.get('f1_flag_all'))} | {fmt(m.get('false_flag_rate'))} | {fmt(m.get('ece'))} | {fmt(m.get('format_failure_rate'))} |"
+        )
+    out.append("")
+    sources = sorted({k for r in rows for k in r["m"].get("per_slice", {}) if k.startswith("source:")})
+    if len(sources) > 1:
+        out.append("Per source (PR-AUC / false-flag rate at the row's threshold):")
+        out.append("")
+        out.append("| row | " + " | ".join(f"{s[7:]} PR-AUC | {s[7:]} false-flag rate" for s in sources) + " |")
+        out.append("|---|" + "---|---|" * len(sources))
+        for r in rows:
+            m = r["m"]
+            base = r["name"].split("-n")[0]
+            label = ROW_NAMES.get(base, base) + (f" ({r['name'][len(base) + 1:]})" if r["name"] != base else "")
+            cells = []
+            for s_ in sources:
+                sm = slice_metrics(m, s_)
+                cells += [fmt(sm.get("pr_auc")), fmt(sm.get("fpr"))]
+            out.append(f"| {label} | " + " | ".join(cells) + " |")
+        out.append("")
+    out.append("Paired bootstrap (1000 resamples of the same items) of the PR-AUC difference B - A:")
+    out.append("")
+    out.append("| B | A | PR-AUC B - A | 95% paired CI | ROC-AUC B - A | 95% paired CI |")
+    out.append("|---|---|---|---|---|---|")
+    for r in rows:
+        for base, c in r["paired"].items():
+            pa, ra = c["pr_auc"], c["roc_auc"]
+            out.append(
+                f"| {r['name']} | {base} | {pa['diff']:+.3f} | [{pa['ci'][0]:+.3f}, {pa['ci'][1]:+.3f}] | "
+                f"{ra['diff']:+.3f} | [{ra['ci'][0]:+.3f}, {ra['ci'][1]:+.3f}] |"
+            )
+    text = "\n".join(out)
+    print(text)
+    if a.check:
+        page = open(a.check).read()
+        missing = [l for l in out if l.startswith("| ") and l not in page]
+        if missing:
+            for l in missing:
+                print(f"{a.check}: row not found (page and data disagree): {l}", file=sys.stderr)
+            sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()
