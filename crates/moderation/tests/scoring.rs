@@ -109,3 +109,40 @@ fn sampled_modes_return_one_score_per_item_with_samples() {
         "greedy scoring must be deterministic"
     );
 }
+
+#[test]
+fn reasoned_scores_read_the_label_token_after_the_greedy_reasoning() {
+    let (model, tok, policy) = setup();
+    let cfg = |mode| ScoreConfig {
+        mode,
+        max_new_tokens: 40,
+        ..Default::default()
+    };
+    let greedy = Scorer::new(&model, &tok, &policy, cfg(ScoringMode::Greedy)).unwrap();
+    let reasoned = Scorer::new(&model, &tok, &policy, cfg(ScoringMode::Reasoned)).unwrap();
+    let g = greedy.score_batch(&TEXTS[..2]).unwrap();
+    let r = reasoned.score_batch(&TEXTS[..2]).unwrap();
+    let (tv, tn) = modrl_moderation::score::label_tokens(&tok).unwrap();
+    for (i, (gs, rs)) in g.iter().zip(&r).enumerate() {
+        // The same greedy reasoning, then the two-way label distribution after its stem.
+        assert_eq!(gs.output, rs.output, "item {i}");
+        let stem = modrl_moderation::score::reasoned_stem(gs.output.as_deref().unwrap());
+        let ids = tok
+            .encode(&format!("{}{stem}", greedy.prompt_text(TEXTS[i]).unwrap()))
+            .unwrap();
+        let lp = next_token_logits(&model, None, &[ids])
+            .unwrap()
+            .log_softmax(-1, Kind::Float);
+        let (pv, pn) = (
+            lp.double_value(&[0, tv as i64]).exp(),
+            lp.double_value(&[0, tn as i64]).exp(),
+        );
+        assert!(
+            (rs.score - pv / (pv + pn)).abs() < 1e-4,
+            "item {i}: {} vs {}",
+            rs.score,
+            pv / (pv + pn)
+        );
+        assert_eq!(rs.pred_label, Some(u8::from(rs.score >= 0.5)));
+    }
+}

@@ -145,7 +145,6 @@ pub fn step(model: &Model, s: &LabelStep, metrics: &mut Map<String, Value>) -> R
         "label/sampled_violating_rate",
         mean(&actions.iter().map(|&a| f64::from(a)).collect::<Vec<_>>()),
     );
-    put(metrics, "completions/mean_length", 1.0);
     Ok(loss_total)
 }
 

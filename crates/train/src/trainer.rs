@@ -777,8 +777,8 @@ fn label_rl_step(
         f(t.elapsed().as_secs_f64()),
     );
     ctx.model.training = false;
-    let tokens = prompts.iter().map(|p| p.len()).sum();
-    Ok((loss, tokens))
+    // Rollout tokens: one sampled label token per sample.
+    Ok((loss, prompts.len() * cfg.rl.num_generations))
 }
 
 #[allow(clippy::too_many_arguments)]
