@@ -8,4 +8,8 @@ scripts/setup.sh --no-build
 .venv/bin/python scripts/check_config_docs.py
 .venv/bin/python scripts/test_check_config_docs.py
 .venv/bin/python scripts/test_baseline_tfidf.py
+# The RL-vs-SFT page agrees with its committed scores (PR-AUC recomputed from scores.jsonl).
+for d in docs/results/rl-vs-sft/*/; do
+  .venv/bin/python scripts/rl_vs_sft_table.py "$d" --check docs/results/rl-vs-sft.md > /dev/null
+done
 cargo test --workspace "$@"
