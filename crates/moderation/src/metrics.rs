@@ -630,11 +630,7 @@ where
     F: Fn(&[f64], &[u8]) -> Option<f64>,
 {
     check(scores, labels)?;
-    if !(confidence > 0.0 && confidence < 1.0) || n_resamples == 0 {
-        return Err(MetricsError::InvalidParameter(format!(
-            "need 0 < confidence < 1 and n_resamples > 0, got {confidence} and {n_resamples}"
-        )));
-    }
+    check_resampling(n_resamples, confidence)?;
     let estimate = metric(scores, labels).ok_or(MetricsError::Undefined(
         "the metric is undefined on the full data",
     ))?;
@@ -653,6 +649,16 @@ where
             metric(&s, &l)
         },
     )
+}
+
+/// The bootstrap settings are usable: `0 < confidence < 1` and at least one resample.
+fn check_resampling(n_resamples: usize, confidence: f64) -> Result<(), MetricsError> {
+    if !(confidence > 0.0 && confidence < 1.0) || n_resamples == 0 {
+        return Err(MetricsError::InvalidParameter(format!(
+            "need 0 < confidence < 1 and n_resamples > 0, got {confidence} and {n_resamples}"
+        )));
+    }
+    Ok(())
 }
 
 /// The percentile interval of `stat` over `n_resamples` seeded draws of `n` item indices with
@@ -713,11 +719,7 @@ where
 {
     check(scores_a, labels)?;
     check(scores_b, labels)?;
-    if !(confidence > 0.0 && confidence < 1.0) || n_resamples == 0 {
-        return Err(MetricsError::InvalidParameter(format!(
-            "need 0 < confidence < 1 and n_resamples > 0, got {confidence} and {n_resamples}"
-        )));
-    }
+    check_resampling(n_resamples, confidence)?;
     let undefined = MetricsError::Undefined("the metric is undefined on the full data");
     let estimate = metric(scores_b, labels).ok_or(undefined.clone())?
         - metric(scores_a, labels).ok_or(undefined)?;
