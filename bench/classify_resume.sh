@@ -91,7 +91,7 @@ are unchanged at the start of the final file: {prefix_ok}. Flagged (score >= 0.5
 Peak memory of run 2 (host RAM): {rss:.2f} GB (0 = not measured). {where}; modrl commit {rev}; {datetime.datetime.utcnow():%Y-%m-%d %H:%M} UTC.
 Command: `{'LIMIT=' + limit + ' ' if limit else ''}{'DEVICE=' + device + ' ' if device != 'cpu' else ''}MODEL={model} KILL_AFTER={kill_after} BATCH={batch} bench/classify_resume.sh`.
 
-(The zero-shot default model is no hate classifier — see docs/results/zero-shot.md; this measures the batch path:
+(The zero-shot default model is no hate classifier — see docs/results/archive/zero-shot.md; this measures the batch path:
 throughput, resumability and exactly-once output.)
 """
 open(report, "w").write(md)

@@ -8,7 +8,7 @@
 # Needs: the default model in models/, runs/data/{davidson-hate,prompt-harm}.jsonl, a CUDA build of
 # torch 2.11 on LD_LIBRARY_PATH (the CPU-built binary loads libtorch_cuda.so on demand).
 # Logs go to runs/gpu-logs/. Plots and result pages are made afterwards on any machine
-# (docs/results/reward-shaping.md and prompt-harm-sft-rl.md say how).
+# (docs/results/archive/reward-shaping.md and archive/prompt-harm-sft-rl.md say how).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 M=${M:-target/release/modrl}

@@ -2,18 +2,18 @@
 # The main job on the default model (SmolLM2-135M-Instruct, a Q4_1 GGUF dequantised to f32):
 #   1. set up and build (scripts/setup.sh; skipped parts that are done);
 #   2. import the Davidson offensive-language data (tweets; stratified train / val / test splits);
-#   3. train configs/runs/quickstart.toml: verdict-only SFT on 960 labels, then label-token RL
-#      (GRPO-style group-relative advantages over G sampled labels per prompt, accuracy reward),
-#      LoRA, CPU;
-#   4. score the same held-back WildGuard test items with the zero-shot model and with the trained
+#   3. train configs/runs/quickstart.toml: verdict-only SFT (half an epoch of 960 labels), then 40
+#      steps of label-token RL (balanced prompts, exact expected-reward gradient over the two label
+#      words, accuracy reward), LoRA, CPU;
+#   4. score the same held-back Davidson test tweets with the zero-shot model and with the trained
 #      one (verdict-token, thresholds chosen on validation), and compare them with a paired
 #      bootstrap interval of the PR-AUC difference.
-# Usage: scripts/quickstart.sh [--out DIR] [--limit N]   (defaults runs/quickstart, 500 test items;
+# Usage: scripts/quickstart.sh [--out DIR] [--limit N]   (defaults runs/quickstart, 400 test items;
 # thresholds on 80 validation items)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 OUT=runs/quickstart
-LIMIT=500
+LIMIT=400
 while [ $# -gt 0 ]; do
   case "$1" in
     --out) OUT=${2:?--out needs a folder}; shift 2 ;;

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Recipe comparison, zero-shot vs SFT-only vs SFT then RL, on the same test items with thresholds
-# chosen on val: `scripts/recipes.sh TASK`, TASK = offensive (docs/results/offensive-sft-rl.md) or
-# prompt-harm (docs/results/prompt-harm-sft-rl.md).
+# chosen on val: `scripts/recipes.sh TASK`, TASK = offensive (docs/results/archive/offensive-sft-rl.md) or
+# prompt-harm (docs/results/archive/prompt-harm-sft-rl.md; both archived: their data was not committed).
 #   1. import the task's data (if missing)
 #   2. train configs/runs/TASK-sft-rl.toml (writes after_sft/ and final/ adapters; resumable)
 #   3. evaluate base / after_sft / final with verdict-token scoring (LIMIT items) and greedy

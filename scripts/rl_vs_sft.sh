@@ -5,7 +5,7 @@
 # TF-IDF + logistic regression baseline on exactly the SFT run's training ids; then every row and
 # the zero-shot model scored on the same test items (first LIMIT of the test split; thresholds on
 # the first VAL_LIMIT validation items), and paired bootstrap comparisons against SFT only and
-# zero-shot. Finished runs and scores are kept (re-running resumes). One job at a time: the
+# zero-shot (SFT then RL also against SFT then more SFT). Finished runs and scores are kept (re-running resumes). One job at a time: the
 # timings in the run folders mean something only on a quiet machine.
 # With COMMIT=1 the small files behind the page (scores, metrics, run metrics.jsonl, configs,
 # training ids) are copied to docs/results/rl-vs-sft/TASK/ (rows of the first N without suffix).
@@ -142,9 +142,12 @@ for n in "${LABELS[@]}"; do
   for row in $ROWS tfidf; do
     for suf in "" -ood; do
       [ -f "$RUNS/n$n/$row/test$suf/metrics.json" ] || continue
-      for base in zero-shot sft; do
+      bases="zero-shot sft"
+      # SFT then RL against its compute-matched control, SFT then as many more SFT steps.
+      [ "$row" = sft-rl ] && bases="$bases sft-more"
+      for base in $bases; do
         [ "$row" = "$base" ] && continue
-        a=$RUNS/$base$suf; [ "$base" = sft ] && a=$RUNS/n$n/sft/test$suf
+        a=$RUNS/$base$suf; [ "$base" != zero-shot ] && a=$RUNS/n$n/$base/test$suf
         [ -f "$a/scores.jsonl" ] || continue
         mkdir -p "$RUNS/n$n/$row/vs-$base$suf"
         $B eval --compare "$a" "$RUNS/n$n/$row/test$suf" --out "$RUNS/n$n/$row/vs-$base$suf" 2> /dev/null \

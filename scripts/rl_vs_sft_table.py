@@ -15,7 +15,14 @@ import json
 import os
 import sys
 
-ROW_ORDER = ["zero-shot", "tfidf", "sft", "sft-more", "rl", "sft-rl"]
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from results_lib import average_precision, roc_auc  # noqa: E402  (shared with check_results.py)
+
+ROW_ORDER = ["zero-shot", "tfidf", "sft", "sft-more", "rl", "sft-rl", "sft-more-v1", "rl-v1", "sft-rl-v1"]
+class DataError(Exception):
+    """The committed files disagree with each other (metrics.json vs scores.jsonl, test ids)."""
+
+
 ROW_NAMES = {
     "zero-shot": "zero-shot",
     "tfidf": "TF-IDF + logistic regression",
@@ -23,45 +30,10 @@ ROW_NAMES = {
     "sft-more": "SFT then more SFT (compute-matched control)",
     "rl": "RL only (label-token)",
     "sft-rl": "SFT then RL (label-token)",
+    "sft-more-v1": "first recipe: SFT then 30 more SFT steps",
+    "rl-v1": "first recipe: RL only (sampled labels, lr 3e-5)",
+    "sft-rl-v1": "first recipe: SFT then RL (sampled labels, lr 3e-5)",
 }
-
-
-def average_precision(scores, labels):
-    pairs = sorted(zip(scores, labels), key=lambda x: -x[0])
-    n_pos = sum(labels)
-    tp = fp = 0
-    ap = 0.0
-    prev_recall = 0.0
-    i = 0
-    while i < len(pairs):
-        j = i
-        while j < len(pairs) and pairs[j][0] == pairs[i][0]:
-            tp += pairs[j][1]
-            fp += 1 - pairs[j][1]
-            j += 1
-        recall = tp / n_pos
-        precision = tp / (tp + fp)
-        ap += (recall - prev_recall) * precision
-        prev_recall = recall
-        i = j
-    return ap
-
-
-def roc_auc(scores, labels):
-    pos = [s for s, y in zip(scores, labels) if y == 1]
-    neg = [s for s, y in zip(scores, labels) if y == 0]
-    # Mann-Whitney U with ties counted half.
-    order = sorted(scores)
-    ranks = {}
-    i = 0
-    while i < len(order):
-        j = i
-        while j < len(order) and order[j] == order[i]:
-            j += 1
-        ranks[order[i]] = (i + j + 1) / 2.0
-        i = j
-    r_pos = sum(ranks[s] for s in pos)
-    return (r_pos - len(pos) * (len(pos) + 1) / 2.0) / (len(pos) * len(neg))
 
 
 def fmt(x, digits=3):
@@ -76,9 +48,12 @@ def load_rows(task_dir):
         mpath = os.path.join(d, "metrics.json")
         if not os.path.isfile(mpath):
             continue
-        m = json.load(open(mpath))
+        with open(mpath) as f:
+            m = json.load(f)
         scores, labels, ids, slices = [], [], [], []
-        for line_no, line in enumerate(open(os.path.join(d, "scores.jsonl")), 1):
+        with open(os.path.join(d, "scores.jsonl")) as f:
+            score_lines = f.readlines()
+        for line_no, line in enumerate(score_lines, 1):
             if not line.strip():
                 continue
             r = json.loads(line)
@@ -88,13 +63,14 @@ def load_rows(task_dir):
             slices.append(r.get("slices") or [])
         ap, auc = average_precision(scores, labels), roc_auc(scores, labels)
         for key, ours in (("pr_auc", ap), ("roc_auc", auc)):
-            if m.get(key) is None or abs(m[key] - ours) > 1e-6:
-                sys.exit(f"{mpath}: {key} {m.get(key)} but {ours} from scores.jsonl")
+            if m.get(key) is None or ours is None or abs(m[key] - ours) > 1e-6:
+                raise DataError(f"{mpath}: {key} {m.get(key)} but {ours} from scores.jsonl")
         paired = {}
-        for base in ("sft", "zero-shot"):
+        for base in ("sft", "zero-shot", "sft-more"):
             p = os.path.join(d, f"vs-{base}.json")
             if os.path.isfile(p):
-                paired[base] = json.load(open(p))
+                with open(p) as f:
+                    paired[base] = json.load(f)
         rows.append({"name": name, "m": m, "ids": ids, "paired": paired})
     return rows
 
@@ -104,18 +80,15 @@ def slice_metrics(m, tag):
     return s or {}
 
 
-def main():
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("task_dir")
-    ap.add_argument("--check", metavar="PAGE.md")
-    a = ap.parse_args()
-    rows = load_rows(a.task_dir)
+def table_lines(task_dir):
+    """The Markdown lines of one task's tables (raises DataError when the files disagree)."""
+    rows = load_rows(task_dir)
     if not rows:
-        sys.exit(f"{a.task_dir}: no rows with metrics.json")
+        raise DataError(f"{task_dir}: no rows with metrics.json")
     ids0 = sorted(rows[0]["ids"])
     for r in rows[1:]:
         if sorted(r["ids"]) != ids0:
-            sys.exit(f"{a.task_dir}/{r['name']}: not the same test ids as {rows[0]['name']}")
+            raise DataError(f"{task_dir}/{r['name']}: not the same test ids as {rows[0]['name']}")
     m0 = rows[0]["m"]
     out = []
     out.append(f"Test items: {m0['n']} ({m0['n_pos']} violating, prevalence {fmt(m0['prevalence'])}).")
@@ -160,10 +133,23 @@ def main():
                 f"| {r['name']} | {base} | {pa['diff']:+.3f} | [{pa['ci'][0]:+.3f}, {pa['ci'][1]:+.3f}] | "
                 f"{ra['diff']:+.3f} | [{ra['ci'][0]:+.3f}, {ra['ci'][1]:+.3f}] |"
             )
+    return out
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("task_dir")
+    ap.add_argument("--check", metavar="PAGE.md")
+    a = ap.parse_args()
+    try:
+        out = table_lines(a.task_dir)
+    except DataError as e:
+        sys.exit(str(e))
     text = "\n".join(out)
     print(text)
     if a.check:
-        page = open(a.check).read()
+        with open(a.check) as f:
+            page = f.read()
         missing = [l for l in out if l.startswith("| ") and l not in page]
         if missing:
             for l in missing:

@@ -12,4 +12,9 @@ scripts/setup.sh --no-build
 for d in docs/results/rl-vs-sft/*/; do
   .venv/bin/python scripts/rl_vs_sft_table.py "$d" --check docs/results/rl-vs-sft.md > /dev/null
 done
+# Every results page agrees with its committed data (PR-AUC, CIs, paired differences recomputed from
+# scores.jsonl; benchmark medians and ratios from the printed runs; archived pages carry the banner),
+# and the checker catches a changed number.
+.venv/bin/python scripts/test_check_results.py
+scripts/check_results.sh
 cargo test --workspace "$@"

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Zero-shot baseline of the default model (SmolLM2-135M-Instruct, no adapter) on the three tasks'
-# test splits under the three scoring modes, on CPU. Reproduces docs/results/zero-shot.md:
+# test splits under the three scoring modes, on CPU. Reproduces docs/results/archive/zero-shot.md:
 #
 #   scripts/zero_shot.sh            # import data if missing, run the 9 evaluations, print tables
 #   TABLES_ONLY=1 scripts/zero_shot.sh   # only print the tables from runs/zero-shot/*
@@ -66,7 +66,7 @@ if [ -z "${TABLES_ONLY:-}" ]; then
   run prompt-harm-mc8         "${P[@]}" "${MC[@]}"
 fi
 
-# --- tables for docs/results/zero-shot.md --------------------------------------------------------
+# --- tables for docs/results/archive/zero-shot.md ------------------------------------------------
 OUT="$OUT" python3 - <<'EOF'
 import json, os, re, statistics
 out = os.environ["OUT"]

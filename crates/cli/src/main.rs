@@ -3,6 +3,7 @@
 mod classify;
 mod data;
 mod eval;
+mod panics;
 mod plot;
 mod scaling;
 mod serve;
@@ -172,7 +173,9 @@ fn main() {
         .with_writer(std::io::stderr)
         .init();
     let cli = Cli::parse();
-    let r = match cli.cmd {
+    // A panic (a libtorch error inside tensor code, or a bug) ends the command with one clear
+    // error line, not a backtrace (crates/cli/src/panics.rs).
+    let r = panics::run_guarded(|| match cli.cmd {
         Cmd::Generate(a) => cmd_generate(a),
         Cmd::Data(c) => data::run(c),
         Cmd::Eval(a) => eval::run(*a),
@@ -181,9 +184,16 @@ fn main() {
         Cmd::Classify(a) => classify::run(*a),
         Cmd::Plot(a) => plot::run(a),
         Cmd::Scaling(c) => scaling::run(c),
-    };
-    if let Err(e) = r {
-        eprintln!("error: {e:#}");
-        std::process::exit(1);
+    });
+    match r {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => {
+            eprintln!("error: {e:#}");
+            std::process::exit(1);
+        }
+        Err(msg) => {
+            eprintln!("error: {msg}");
+            std::process::exit(panics::PANIC_EXIT);
+        }
     }
 }

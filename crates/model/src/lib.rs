@@ -3,6 +3,7 @@
 //! batched KV-cache generation, per-token log-probs for training, LoRA in PEFT's format, AdamW.
 
 pub mod config;
+pub mod device;
 pub mod generate;
 pub mod llama;
 pub mod lora;
@@ -18,7 +19,8 @@ pub use generate::{
     generate, generate_with_prefix, next_token_logits, Completion, FinishReason, PrefixCache,
     SamplingParams,
 };
-pub use llama::{parse_device, parse_kind, Model};
+pub use device::{parse_device, parse_kind};
+pub use llama::Model;
 pub use lora::LoraConfig;
 pub use tch::{Device, Kind, Tensor};
 pub use tokenizer::{Message, Tokenizer};

@@ -9,6 +9,7 @@ use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
 use tch::{Kind, Tensor};
 
+pub use crate::llama::Lora;
 use crate::llama::Model;
 use crate::weights;
 
@@ -53,29 +54,6 @@ impl LoraConfig {
         self.target_modules
             .iter()
             .any(|t| t == "all-linear" || t == short)
-    }
-}
-
-/// One adapter: `delta(x) = dropout(x) A^T B^T * scale`.
-pub struct Lora {
-    /// `[r, in]`
-    pub a: Tensor,
-    /// `[out, r]`
-    pub b: Tensor,
-    pub scale: f64,
-    pub dropout: f64,
-}
-
-impl Lora {
-    pub fn delta(&self, x: &Tensor, train: bool) -> Tensor {
-        let x = if train && self.dropout > 0.0 {
-            x.dropout(self.dropout, true)
-        } else {
-            x.shallow_clone()
-        };
-        x.linear::<Tensor>(&self.a, None)
-            .linear::<Tensor>(&self.b, None)
-            * self.scale
     }
 }
 

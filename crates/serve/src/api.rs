@@ -18,7 +18,7 @@ use tokio::sync::oneshot;
 use crate::classifier::Scored;
 use crate::engine::{EngineError, GenWork, ScoreWork, Work};
 use crate::error::ApiError;
-use crate::server::AppState;
+use crate::state::AppState;
 
 type ApiResult = Result<Json<Value>, ApiError>;
 
@@ -768,7 +768,7 @@ pub async fn completions(
     Ok(Json(json!({
         "id": new_id("cmpl"),
         "object": "text_completion",
-        "created": crate::server::unix_now(),
+        "created": crate::model_card::unix_now(),
         "model": model,
         "choices": choices,
         "usage": usage(&prompts, &outs),
@@ -920,7 +920,7 @@ pub async fn chat_completions(
     Ok(Json(json!({
         "id": new_id("chatcmpl"),
         "object": "chat.completion",
-        "created": crate::server::unix_now(),
+        "created": crate::model_card::unix_now(),
         "model": model,
         "choices": choices,
         "usage": usage(&prompts, &outs),

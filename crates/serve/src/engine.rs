@@ -39,7 +39,7 @@ use tokio::sync::oneshot;
 
 use crate::classifier::{PolicyPrompts, Scored};
 use crate::metrics::Metrics;
-use crate::server::{unix_now, ModelCard};
+use crate::model_card::{unix_now, ModelCard};
 
 /// Why the engine could not answer.
 #[derive(Debug, Clone, PartialEq)]

@@ -17,7 +17,9 @@ pub mod engine;
 pub mod error;
 pub mod jobs;
 pub mod metrics;
+pub mod model_card;
 pub mod server;
+pub mod state;
 
 pub use classifier::{PolicyPrompts, Scored};
 pub use engine::EngineConfig;

@@ -193,6 +193,9 @@ pub struct RlConfig {
     pub epsilon: f64,
     /// Upper clip range (DAPO clip-higher uses 0.28). Default: `epsilon`.
     pub epsilon_high: Option<f64>,
+    /// Two-sided clipping (INTELLECT-2, TRL's `delta`): ratios multiplying negative advantages
+    /// are also capped at `delta` (> 1 + `epsilon_high`). Default: unset (off).
+    pub delta: Option<f64>,
     /// Loss aggregation: `grpo` (per-sequence mean), `dapo` (token mean over the batch),
     /// `dr_grpo` (constant normaliser), `bnpo`. Default `dapo` (TRL's default).
     pub loss_type: LossType,
@@ -236,6 +239,15 @@ pub struct RlConfig {
     /// distribution over the two label words (what verdict-token scoring reads), rewarded for
     /// accuracy with `rewards.fn_cost` / `fp_cost`; one forward pass per prompt, no decoding.
     pub action: RlAction,
+    /// With `action = "label"`: how the policy gradient over the two label words is estimated.
+    /// `sampled` (default): G labels drawn per prompt, group-relative advantages (GRPO).
+    /// `exact`: both labels enumerated, each weighted by its probability, with the expected
+    /// reward as the baseline: the expectation of the sampled estimator, without its noise.
+    pub label_estimator: LabelEstimator,
+    /// With `action = "label"`: every step draws half its prompts from each class (two
+    /// per-class shuffles of the training set), so the batch's class mix cannot push the label
+    /// prior around. Needs an even `prompts_per_step`. Default false.
+    pub balance_labels: bool,
     /// Completions per step appended to `<run>/completions.jsonl` (step, item id, label, reward,
     /// text) for inspection, like TRL's `log_completions`. Default 4; 0 = none.
     pub log_completions: usize,
@@ -255,6 +267,7 @@ impl Default for RlConfig {
             beta: 0.0,
             epsilon: 0.2,
             epsilon_high: None,
+            delta: None,
             loss_type: LossType::Dapo,
             importance_sampling_level: ImportanceSamplingLevel::Token,
             scale_rewards: ScaleRewards::Group,
@@ -271,6 +284,24 @@ impl Default for RlConfig {
             rollout_timeout_s: 600,
             log_completions: 4,
             action: RlAction::Completion,
+            label_estimator: LabelEstimator::Sampled,
+            balance_labels: false,
+        }
+    }
+}
+
+impl RlConfig {
+    /// The policy-loss settings (`crate::loss`): the one place `epsilon_high` defaults to
+    /// `epsilon`; `LossConfig::validate` is the one check of these values.
+    pub fn loss_config(&self) -> crate::loss::LossConfig {
+        crate::loss::LossConfig {
+            loss_type: self.loss_type,
+            importance_sampling_level: self.importance_sampling_level,
+            epsilon: self.epsilon,
+            epsilon_high: self.epsilon_high.unwrap_or(self.epsilon),
+            beta: self.beta,
+            delta: self.delta,
+            max_completion_length: self.max_completion_length,
         }
     }
 }
@@ -284,6 +315,17 @@ pub enum RlAction {
     Completion,
     /// The label word only (label-token RL, `crate::label_rl`).
     Label,
+}
+
+/// How label-token RL estimates its gradient ([`RlConfig::label_estimator`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LabelEstimator {
+    /// G sampled labels per prompt.
+    #[default]
+    Sampled,
+    /// Both labels, weighted by their probabilities.
+    Exact,
 }
 
 /// Periodic and final evaluation on the validation split.
@@ -406,9 +448,9 @@ impl RunConfig {
             if rl.temperature <= 0.0 {
                 bail!("field \"rl.temperature\": must be > 0 for sampling rollouts");
             }
-            if rl.epsilon <= 0.0 || rl.epsilon_high.is_some_and(|e| e <= 0.0) {
-                bail!("fields \"rl.epsilon\" / \"rl.epsilon_high\" must be > 0");
-            }
+            rl.loss_config()
+                .validate()
+                .map_err(|e| anyhow::anyhow!("[rl] table: {e}"))?;
             if rl.num_iterations == 0 {
                 bail!("field \"rl.num_iterations\": must be >= 1");
             }
@@ -422,11 +464,19 @@ impl RunConfig {
                 if rl.rollout_url.is_some() || rl.beta != 0.0 || rl.num_iterations != 1 {
                     bail!("field \"rl.action\": \"label\" runs locally and on-policy: it does not support rl.rollout_url, rl.beta > 0 or rl.num_iterations > 1");
                 }
+                if rl.balance_labels && !rl.prompts_per_step.is_multiple_of(2) {
+                    bail!("field \"rl.balance_labels\": needs an even rl.prompts_per_step (half from each class)");
+                }
                 let r = &self.rewards;
                 if r.length != 0.0 || r.rubric != 0.0 || r.judge.is_some() || !r.external.is_empty()
                 {
                     bail!("field \"rl.action\": \"label\" is rewarded for accuracy only (with rewards.fn_cost / fp_cost); remove the length, rubric, judge and external rewards");
                 }
+            }
+            if rl.action != RlAction::Label
+                && (rl.balance_labels || rl.label_estimator != LabelEstimator::Sampled)
+            {
+                bail!("fields \"rl.balance_labels\" and \"rl.label_estimator\" apply to label-token RL only (rl.action = \"label\")");
             }
             if rl.rollout_model.trim().is_empty() {
                 bail!("field \"rl.rollout_model\": must not be empty");
@@ -523,5 +573,33 @@ mod override_tests {
         let e = RunConfig::load_with(&path, &["data.variant=no_reasoning".into()]).unwrap_err();
         assert!(format!("{e:#}").contains("verdict-token"), "{e:#}");
         assert!(RunConfig::load_with(&path, &["novalue".into()]).is_err());
+    }
+
+    #[test]
+    fn loss_settings_come_from_rl_with_one_default_and_one_check() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("run.toml");
+        std::fs::write(
+            &path,
+            "stages = [\"rl\"]\n[model]\npath = \"m\"\n[data]\npath = \"d.jsonl\"\npolicy = \"p.toml\"\n",
+        )
+        .unwrap();
+        let cfg = RunConfig::load_with(&path, &["rl.epsilon=0.1".into()]).unwrap();
+        let l = cfg.rl.loss_config();
+        assert_eq!((l.epsilon, l.epsilon_high, l.delta), (0.1, 0.1, None));
+        let cfg = RunConfig::load_with(
+            &path,
+            &["rl.epsilon_high=0.28".into(), "rl.delta=1.5".into()],
+        )
+        .unwrap();
+        let l = cfg.rl.loss_config();
+        assert_eq!((l.epsilon_high, l.delta), (0.28, Some(1.5)));
+        let e = RunConfig::load_with(&path, &["rl.delta=0.9".into()]).unwrap_err();
+        assert!(format!("{e:#}").contains("[rl]") && format!("{e:#}").contains("delta"), "{e:#}");
+        let e = RunConfig::load_with(&path, &["rl.epsilon=1.5".into()]).unwrap_err();
+        assert!(format!("{e:#}").contains("epsilon"), "{e:#}");
+        // Label-token RL knobs are refused on completion RL and need an even batch.
+        let e = RunConfig::load_with(&path, &["rl.balance_labels=true".into()]).unwrap_err();
+        assert!(format!("{e:#}").contains("label-token RL only"), "{e:#}");
     }
 }

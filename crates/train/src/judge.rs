@@ -357,6 +357,11 @@ pub struct JudgeConfig {
     /// openai: seconds before a request fails. Default 120.
     #[serde(default = "default_judge_timeout_s")]
     pub timeout_s: f64,
+    /// Stop the run with an error after this many reward calls (one per rollout round) in a row
+    /// in which the judge parsed none of its answers (`judge/parsed_fraction` 0). Default 3;
+    /// 0 = never stop.
+    #[serde(default = "default_judge_max_unparsed_steps")]
+    pub max_unparsed_steps: usize,
 }
 
 fn default_device() -> String {
@@ -373,6 +378,9 @@ fn default_judge_batch_size() -> usize {
 }
 fn default_judge_timeout_s() -> f64 {
     120.0
+}
+fn default_judge_max_unparsed_steps() -> usize {
+    3
 }
 
 /// Build the configured judge (loads the local model or checks the server settings).

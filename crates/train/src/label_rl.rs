@@ -6,6 +6,12 @@
 //! GRPO. The update is on-policy (one update per batch, so the clipped ratio is 1 and the loss is
 //! the plain policy gradient `-mean(A * log pi(a))`).
 //!
+//! With `rl.label_estimator = "exact"` the two labels are enumerated instead of sampled: each
+//! gets the weight `pi(a) * (r(a) - E[r])` (the baseline is the expected reward under the
+//! policy), which is what the sampled weights average to as G grows. Same objective, same
+//! scale of update, no sampling noise; with `scale_rewards = "group"` the divisor is the
+//! reward's standard deviation under the policy, `sqrt(p (1 - p)) |r_v - r_s|`.
+//!
 //! Why: sampled verdict lines from a 135M base model almost never parse (no reward signal), and
 //! decoding them costs a generation per sample; here every sample is a valid label and the G
 //! samples of a prompt cost nothing beyond one forward pass of the prompt. Compared with SFT's
@@ -20,7 +26,8 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use serde_json::{json, Map, Value};
 
-use crate::advantage::{advantages, frac_zero_std, unbiased_std, ScaleRewards};
+use crate::advantage::{advantages, frac_zero_std, unbiased_std, ScaleRewards, STD_EPS};
+use crate::config::LabelEstimator;
 
 /// What one label-token RL step needs besides the model.
 pub struct LabelStep<'a> {
@@ -38,6 +45,8 @@ pub struct LabelStep<'a> {
     pub fn_cost: f64,
     pub fp_cost: f64,
     pub scale_rewards: ScaleRewards,
+    /// Sampled (G labels per prompt) or exact (both labels, probability-weighted).
+    pub estimator: LabelEstimator,
     /// Prompts per forward/backward.
     pub micro_batch_size: usize,
     pub seed: u64,
@@ -60,14 +69,75 @@ pub fn sample_and_reward(
         for _ in 0..g {
             let a = u8::from(rng.random::<f64>() < p);
             actions.push(a);
-            rewards.push(match (a, y) {
-                (a, y) if a == y => 1.0,
-                (0, _) => -fn_cost,
-                _ => -fp_cost,
-            });
+            rewards.push(reward(a, y, fn_cost, fp_cost));
         }
     }
     (actions, rewards)
+}
+
+/// The reward of answering `a` (1 = violating) when the gold label is `y`.
+fn reward(a: u8, y: u8, fn_cost: f64, fp_cost: f64) -> f64 {
+    match (a, y) {
+        (a, y) if a == y => 1.0,
+        (0, _) => -fn_cost,
+        _ => -fp_cost,
+    }
+}
+
+/// What the exact estimator computes per prompt (no model needed).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ExactWeights {
+    /// Per prompt `[w_violating, w_non_violating]`, row-major: the loss is
+    /// `-sum(w * log pi) / n`.
+    pub weights: Vec<f64>,
+    /// Expected reward of each prompt under the policy.
+    pub expected_reward: Vec<f64>,
+    /// Reward standard deviation of each prompt under the policy.
+    pub reward_std: Vec<f64>,
+}
+
+/// Exact expected-reward policy-gradient weights for the two labels: `pi(a) (r(a) - E[r]) / s`
+/// with `s` from `scale` (group: the prompt's reward std under the policy; batch: the std of
+/// the reward over the whole batch's mixture; none: 1), plus `STD_EPS` as in the sampled case.
+pub fn exact_weights(
+    p_violating: &[f64],
+    labels: &[u8],
+    fn_cost: f64,
+    fp_cost: f64,
+    scale: ScaleRewards,
+) -> ExactWeights {
+    let n = p_violating.len();
+    let mut out = ExactWeights {
+        weights: Vec::with_capacity(n * 2),
+        expected_reward: Vec::with_capacity(n),
+        reward_std: Vec::with_capacity(n),
+    };
+    let mut second_moment = 0.0;
+    for (&p, &y) in p_violating.iter().zip(labels) {
+        let (rv, rs) = (reward(1, y, fn_cost, fp_cost), reward(0, y, fn_cost, fp_cost));
+        let mean = p * rv + (1.0 - p) * rs;
+        out.expected_reward.push(mean);
+        out.reward_std.push((p * (1.0 - p)).max(0.0).sqrt() * (rv - rs).abs());
+        out.weights.push(p * (rv - mean));
+        out.weights.push((1.0 - p) * (rs - mean));
+        second_moment += p * rv * rv + (1.0 - p) * rs * rs;
+    }
+    let batch_std = if n == 0 {
+        0.0
+    } else {
+        let m = out.expected_reward.iter().sum::<f64>() / n as f64;
+        (second_moment / n as f64 - m * m).max(0.0).sqrt()
+    };
+    for i in 0..n {
+        let s = match scale {
+            ScaleRewards::None => 1.0,
+            ScaleRewards::Group => out.reward_std[i] + STD_EPS,
+            ScaleRewards::Batch => batch_std + STD_EPS,
+        };
+        out.weights[2 * i] /= s;
+        out.weights[2 * i + 1] /= s;
+    }
+    out
 }
 
 /// One step: sample, reward, advantages, and the policy-gradient loss backward (gradients
@@ -99,14 +169,51 @@ pub fn step(model: &Model, s: &LabelStep, metrics: &mut Map<String, Value>) -> R
         p_v.extend(pv.iter().map(|&x| x as f64));
         logps.push(lp);
     }
-    let (actions, rewards) = sample_and_reward(&p_v, s.labels, g, s.fn_cost, s.fp_cost, s.seed);
-    let adv = advantages(&rewards, g, s.scale_rewards);
-    // Per prompt, the summed advantage of each action: loss = -sum W * log pi / (n * G).
-    let mut w = vec![0f32; n * 2];
-    for (i, (&a, &x)) in actions.iter().zip(&adv).enumerate() {
-        let col = if a == 1 { 0 } else { 1 };
-        w[(i / g) * 2 + col] += (x / (n * g) as f64) as f32;
-    }
+    let p_gold: Vec<f64> = p_v
+        .iter()
+        .zip(s.labels)
+        .map(|(&p, &y)| if y == 1 { p } else { 1.0 - p })
+        .collect();
+    let mean = |x: &[f64]| x.iter().sum::<f64>() / x.len().max(1) as f64;
+    let put = |m: &mut Map<String, Value>, k: &str, v: f64| {
+        m.insert(k.into(), json!(v));
+    };
+    // Per prompt, the weight of each action: loss = -sum W * log pi.
+    let w: Vec<f32> = match s.estimator {
+        LabelEstimator::Sampled => {
+            let (actions, rewards) =
+                sample_and_reward(&p_v, s.labels, g, s.fn_cost, s.fp_cost, s.seed);
+            let adv = advantages(&rewards, g, s.scale_rewards);
+            let mut w = vec![0f32; n * 2];
+            for (i, (&a, &x)) in actions.iter().zip(&adv).enumerate() {
+                let col = if a == 1 { 0 } else { 1 };
+                w[(i / g) * 2 + col] += (x / (n * g) as f64) as f32;
+            }
+            let acc: Vec<f64> = actions
+                .iter()
+                .enumerate()
+                .map(|(i, &a)| f64::from(u8::from(a == s.labels[i / g])))
+                .collect();
+            put(metrics, "reward", mean(&rewards));
+            put(metrics, "reward_std", unbiased_std(&rewards));
+            put(metrics, "rewards/accuracy/mean", mean(&acc));
+            put(metrics, "rewards/accuracy/std", unbiased_std(&acc));
+            put(metrics, "frac_reward_zero_std", frac_zero_std(&rewards, g));
+            let rate: Vec<f64> = actions.iter().map(|&a| f64::from(a)).collect();
+            put(metrics, "label/sampled_violating_rate", mean(&rate));
+            w
+        }
+        LabelEstimator::Exact => {
+            let e = exact_weights(&p_v, s.labels, s.fn_cost, s.fp_cost, s.scale_rewards);
+            // Expected values under the policy, under the names the sampled estimator logs.
+            put(metrics, "reward", mean(&e.expected_reward));
+            put(metrics, "reward_std", mean(&e.reward_std));
+            put(metrics, "rewards/accuracy/mean", mean(&p_gold));
+            let zero = e.reward_std.iter().filter(|&&x| x <= 1e-8).count();
+            put(metrics, "frac_reward_zero_std", zero as f64 / n as f64);
+            e.weights.iter().map(|&x| (x / n as f64) as f32).collect()
+        }
+    };
     let mut loss_total = 0.0;
     let mut entropy = 0.0;
     for (r, lp) in chunks.iter().zip(&logps) {
@@ -118,33 +225,9 @@ pub fn step(model: &Model, s: &LabelStep, metrics: &mut Map<String, Value>) -> R
         loss_total += loss.double_value(&[]);
         entropy += -(lp.exp() * lp).sum(Kind::Float).detach().double_value(&[]);
     }
-    let mean = |x: &[f64]| x.iter().sum::<f64>() / x.len().max(1) as f64;
-    let acc: Vec<f64> = actions
-        .iter()
-        .enumerate()
-        .map(|(i, &a)| f64::from(u8::from(a == s.labels[i / g])))
-        .collect();
-    let p_gold: Vec<f64> = p_v
-        .iter()
-        .zip(s.labels)
-        .map(|(&p, &y)| if y == 1 { p } else { 1.0 - p })
-        .collect();
-    let put = |m: &mut Map<String, Value>, k: &str, v: f64| {
-        m.insert(k.into(), json!(v));
-    };
-    put(metrics, "reward", mean(&rewards));
-    put(metrics, "reward_std", unbiased_std(&rewards));
-    put(metrics, "rewards/accuracy/mean", mean(&acc));
-    put(metrics, "rewards/accuracy/std", unbiased_std(&acc));
-    put(metrics, "frac_reward_zero_std", frac_zero_std(&rewards, g));
     put(metrics, "entropy", entropy / n as f64);
     put(metrics, "label/p_gold_mean", mean(&p_gold));
     put(metrics, "label/p_violating_mean", mean(&p_v));
-    put(
-        metrics,
-        "label/sampled_violating_rate",
-        mean(&actions.iter().map(|&a| f64::from(a)).collect::<Vec<_>>()),
-    );
     Ok(loss_total)
 }
 
@@ -165,5 +248,54 @@ mod tests {
         let share = a.iter().map(|&x| x as f64).sum::<f64>() / a.len() as f64;
         assert!((share - 0.3).abs() < 0.015, "{share}");
         assert_eq!(a, sample_and_reward(&[0.3], &[1], 20_000, 0.0, 0.0, 9).0);
+    }
+
+    /// The weights the sampled estimator puts on each action, averaged over prompts' samples.
+    fn sampled_weights(p: f64, y: u8, g: usize, seed: u64) -> [f64; 2] {
+        let (a, r) = sample_and_reward(&[p], &[y], g, 2.0, 0.5, seed);
+        let adv = advantages(&r, g, ScaleRewards::None);
+        let mut w = [0.0; 2];
+        for (&a, &x) in a.iter().zip(&adv) {
+            w[usize::from(a == 0)] += x / g as f64;
+        }
+        w
+    }
+
+    #[test]
+    fn exact_weights_are_what_sampled_weights_average_to() {
+        for (p, y) in [(0.3, 1u8), (0.8, 0), (0.5, 1)] {
+            let e = exact_weights(&[p], &[y], 2.0, 0.5, ScaleRewards::None);
+            let s = sampled_weights(p, y, 200_000, 7);
+            for k in 0..2 {
+                assert!((e.weights[k] - s[k]).abs() < 0.01, "p {p} y {y}: {e:?} vs {s:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn exact_weights_give_the_gradient_of_the_expected_reward() {
+        // d/dz of w_v log sigma(z) + w_s log(1 - sigma(z)) = w_v (1 - p) - w_s p must equal
+        // dE[r]/dz = p (1 - p) (r_v - r_s).
+        for (p, y, rv, rs) in [(0.2, 1u8, 1.0, -2.0), (0.7, 0, -0.5, 1.0)] {
+            let e = exact_weights(&[p], &[y], 2.0, 0.5, ScaleRewards::None);
+            let g = e.weights[0] * (1.0 - p) - e.weights[1] * p;
+            assert!((g - p * (1.0 - p) * (rv - rs)).abs() < 1e-12, "{g}");
+            assert!((e.expected_reward[0] - (p * rv + (1.0 - p) * rs)).abs() < 1e-12);
+        }
+    }
+
+    #[test]
+    fn exact_weights_scale_and_vanish_where_the_policy_is_certain() {
+        let e = exact_weights(&[0.0, 1.0], &[1, 1], 1.0, 1.0, ScaleRewards::Group);
+        assert!(e.weights.iter().all(|&w| w == 0.0), "{e:?}");
+        assert_eq!(e.reward_std, vec![0.0, 0.0]);
+        let none = exact_weights(&[0.25], &[1], 1.0, 1.0, ScaleRewards::None);
+        let group = exact_weights(&[0.25], &[1], 1.0, 1.0, ScaleRewards::Group);
+        let std = (0.25f64 * 0.75).sqrt() * 2.0;
+        assert!((group.reward_std[0] - std).abs() < 1e-12);
+        assert!((group.weights[0] - none.weights[0] / (std + STD_EPS)).abs() < 1e-12);
+        // Batch: the std of the reward over the two prompts' mixture.
+        let b = exact_weights(&[0.5, 0.5], &[1, 0], 1.0, 1.0, ScaleRewards::Batch);
+        assert!((b.weights[0] - 0.5 / (1.0 + STD_EPS)).abs() < 1e-12, "{b:?}");
     }
 }

@@ -10,6 +10,8 @@ pub mod loss;
 pub mod openai;
 pub mod plots;
 pub mod rewards;
+mod rl_step;
 pub mod scaling;
+pub mod sft_targets;
 pub mod tensorboard;
 pub mod trainer;

@@ -50,6 +50,10 @@ pub trait Reward: Send + Sync {
     /// The name under which the reward is configured and logged.
     fn name(&self) -> &str;
     fn score(&self, batch: &[RewardInput]) -> Result<Vec<f64>>;
+    /// Metrics of the last `score` call, logged with the step (e.g. `judge/parsed_fraction`).
+    fn metrics(&self) -> Vec<(String, f64)> {
+        vec![]
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -300,11 +304,31 @@ impl Reward for Length {
 /// without a parseable verdict or without reasoning score 0 and are not sent to the judge.
 pub struct Rubric {
     pub judge: Box<dyn Judge>,
+    /// Stop with an error after this many `score` calls in a row in which the judge was asked
+    /// and parsed none of its answers (0: never). A judge that scores nothing must be loud.
+    pub max_unparsed_calls: usize,
+    stats: std::sync::Mutex<JudgeStats>,
+}
+
+/// What the judge did in the last call, and how many calls in a row it parsed nothing.
+#[derive(Debug, Default, Clone, Copy)]
+struct JudgeStats {
+    asked: usize,
+    parsed: usize,
+    unparsed_streak: usize,
 }
 
 impl Rubric {
     pub fn new(judge: Box<dyn Judge>) -> Self {
-        Rubric { judge }
+        Rubric::with_limit(judge, 3)
+    }
+
+    pub fn with_limit(judge: Box<dyn Judge>, max_unparsed_calls: usize) -> Self {
+        Rubric {
+            judge,
+            max_unparsed_calls,
+            stats: Default::default(),
+        }
     }
 
     /// The judge's full grades (`None` where nothing was judged), e.g. to log `invented_facts`.
@@ -362,11 +386,43 @@ impl Reward for Rubric {
     }
 
     fn score(&self, batch: &[RewardInput]) -> Result<Vec<f64>> {
-        Ok(self
-            .judge_batch(batch)?
+        let grades = self.judge_batch(batch)?;
+        let asked = grades.iter().filter(|g| g.is_some()).count();
+        let parsed = grades.iter().flatten().filter(|g| g.parsed).count();
+        let streak = {
+            let mut st = self.stats.lock().unwrap_or_else(|e| e.into_inner());
+            st.asked = asked;
+            st.parsed = parsed;
+            if asked > 0 {
+                st.unparsed_streak = if parsed == 0 { st.unparsed_streak + 1 } else { 0 };
+            }
+            st.unparsed_streak
+        };
+        if self.max_unparsed_calls > 0 && streak >= self.max_unparsed_calls {
+            bail!(
+                "the rubric judge parsed none of its answers in {streak} reward calls in a row \
+                 (judge/parsed_fraction 0; its last call judged {asked} completions): it scores \
+                 nothing, so the rubric reward is 0 for every completion. Check the judge model \
+                 or server and its answer format, or raise rewards.judge.max_unparsed_steps \
+                 (0 = never stop)"
+            );
+        }
+        Ok(grades
             .into_iter()
             .map(|s| s.map_or(0.0, |s| s.score.clamp(0.0, 1.0)))
             .collect())
+    }
+
+    fn metrics(&self) -> Vec<(String, f64)> {
+        let st = *self.stats.lock().unwrap_or_else(|e| e.into_inner());
+        let mut out = vec![("judge/judged".to_string(), st.asked as f64)];
+        if st.asked > 0 {
+            out.push((
+                "judge/parsed_fraction".to_string(),
+                st.parsed as f64 / st.asked as f64,
+            ));
+        }
+        out
     }
 }
 
@@ -693,7 +749,10 @@ pub fn build_rewards(cfg: &RewardsConfig, reasoning: bool) -> Result<WeightedRew
         ),
     ];
     match &cfg.judge {
-        Some(j) => out.push((cfg.rubric, Box::new(Rubric::new(build_judge(j)?)))),
+        Some(j) => out.push((
+            cfg.rubric,
+            Box::new(Rubric::with_limit(build_judge(j)?, j.max_unparsed_steps)),
+        )),
         None if cfg.rubric != 0.0 => {
             bail!(
                 "rewards.rubric = {} needs a [rewards.judge] table",
@@ -1102,6 +1161,60 @@ mod tests {
         assert_eq!(seen[0].verdict_label, Label::NonViolating);
         assert_eq!(seen[1].verdict_label, Label::Violating);
         assert_eq!(seen[0].policy_text, p.render());
+    }
+
+    #[test]
+    fn a_judge_that_parses_nothing_is_logged_and_stops_the_run() {
+        /// Parses its answers only while `parse` is set.
+        struct Flaky(std::sync::atomic::AtomicBool);
+        impl Judge for Flaky {
+            fn score(&self, items: &[JudgeItem]) -> Result<Vec<JudgeScore>> {
+                let parsed = self.0.load(std::sync::atomic::Ordering::SeqCst);
+                Ok(items
+                    .iter()
+                    .map(|_| JudgeScore {
+                        score: if parsed { 0.8 } else { 0.0 },
+                        invented_facts: None,
+                        parsed,
+                        raw: "no rubric here".into(),
+                    })
+                    .collect())
+            }
+        }
+        let p = policy();
+        let judged = format_output(&words(8), &v(Label::NonViolating, None, 0.1));
+        let bare = v(Label::NonViolating, None, 0.1).to_json_line();
+        let batch = [input(&judged, 0, &p), input(&judged, 0, &p)];
+        let flaky = std::sync::Arc::new(Flaky(true.into()));
+        struct Shared(std::sync::Arc<Flaky>);
+        impl Judge for Shared {
+            fn score(&self, items: &[JudgeItem]) -> Result<Vec<JudgeScore>> {
+                self.0.score(items)
+            }
+        }
+        let r = Rubric::with_limit(Box::new(Shared(flaky.clone())), 2);
+        assert_eq!(r.score(&batch).unwrap(), [0.8, 0.8]);
+        assert_eq!(
+            r.metrics(),
+            vec![("judge/judged".into(), 2.0), ("judge/parsed_fraction".into(), 1.0)]
+        );
+        flaky.0.store(false, std::sync::atomic::Ordering::SeqCst);
+        assert_eq!(r.score(&batch).unwrap(), [0.0, 0.0]);
+        assert_eq!(r.metrics()[1], ("judge/parsed_fraction".into(), 0.0));
+        // A call with nothing to judge neither counts nor resets the streak.
+        assert_eq!(r.score(&[input(&bare, 0, &p)]).unwrap(), [0.0]);
+        assert_eq!(r.metrics(), vec![("judge/judged".into(), 0.0)]);
+        let e = r.score(&batch).unwrap_err().to_string();
+        assert!(e.contains("parsed none of its answers in 2 reward calls"), "{e}");
+        assert!(e.contains("max_unparsed_steps"), "{e}");
+        // Parsing again resets the streak; a limit of 0 never stops.
+        flaky.0.store(true, std::sync::atomic::Ordering::SeqCst);
+        assert!(r.score(&batch).is_ok());
+        flaky.0.store(false, std::sync::atomic::Ordering::SeqCst);
+        let never = Rubric::with_limit(Box::new(Shared(flaky.clone())), 0);
+        for _ in 0..5 {
+            assert!(never.score(&batch).is_ok());
+        }
     }
 
     fn sh(script: &str) -> External {

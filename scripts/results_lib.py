@@ -1,0 +1,344 @@
+"""Metrics of the committed result files (docs/results/), recomputed the way `modrl eval` computes them.
+
+Shared by scripts/rl_vs_sft_table.py and scripts/check_results.py. Pure Python except the bootstrap
+functions, which need numpy (imported when first used).
+
+- average_precision / roc_auc: PR-AUC (sklearn's average precision) and ROC-AUC (ties count one
+  half) of one scores file, exactly as crates/moderation/src/metrics.rs computes them.
+- bootstrap_ci / paired_bootstrap_ci: the percentile bootstrap intervals of `modrl eval` (the
+  `pr_auc_ci` of metrics.json) and of `modrl eval --compare` (vs-*.json, compare.json), replayed
+  draw for draw: the same SplitMix64 generator and seed, items drawn in the same order, the same
+  interpolated percentiles, so the committed intervals are recomputed, not approximated.
+- eval_metrics: the headline fields of metrics.json from scores.jsonl (and val_scores.jsonl for
+  the threshold).
+"""
+import json
+import math
+import os
+
+MASK64 = (1 << 64) - 1
+GOLDEN = 0x9E3779B97F4A7C15
+
+
+# --- reading -------------------------------------------------------------------------------------
+
+class Scores:
+    """The valid rows of one scores file (label 0/1, score a probability), in file order."""
+
+    def __init__(self, path, limit=None):
+        self.path = path
+        self.ids, self.labels, self.scores, self.format_ok = [], [], [], []
+        self.failures, self.slices = [], []
+        self.n_rows = 0
+        with open(path) as f:
+            for line in f:
+                if not line.strip():
+                    continue
+                if limit is not None and self.n_rows >= limit:
+                    break
+                self.n_rows += 1
+                r = json.loads(line)
+                s, y = float(r["score"]), int(r["label"])
+                if y not in (0, 1) or not math.isfinite(s) or not 0.0 <= s <= 1.0:
+                    continue  # `modrl eval` excludes these rows (n_excluded)
+                self.ids.append(r["id"])
+                self.labels.append(y)
+                self.scores.append(s)
+                self.format_ok.append(r.get("format_ok", True) is not False)
+                self.failures.append(r.get("failure") or "unknown")
+                self.slices.append(r.get("slices") or [])
+
+    def __len__(self):
+        return len(self.labels)
+
+
+def read_text(path):
+    with open(path, encoding="utf-8") as f:
+        return f.read()
+
+
+def read_json(path):
+    with open(path) as f:
+        return json.load(f)
+
+
+def read_jsonl(path):
+    with open(path) as f:
+        return [json.loads(line) for line in f if line.strip()]
+
+
+# --- metrics of one scores file ------------------------------------------------------------------
+
+def _cumulative(scores, labels):
+    """(tp, fp) at the last item of each run of tied scores, highest score first."""
+    pairs = sorted(zip(scores, labels), key=lambda x: -x[0])
+    out = []
+    tp = fp = 0
+    for k, (s, y) in enumerate(pairs):
+        tp += y
+        fp += 1 - y
+        if k + 1 == len(pairs) or pairs[k + 1][0] != s:
+            out.append((s, tp, fp))
+    return out, tp, fp
+
+
+def average_precision(scores, labels):
+    cum, n_pos, _ = _cumulative(scores, labels)
+    if n_pos == 0:
+        return None
+    ap = prev_recall = 0.0
+    for _, tp, fp in cum:
+        recall = tp / n_pos
+        ap += (recall - prev_recall) * (tp / (tp + fp))
+        prev_recall = recall
+    return ap
+
+
+def roc_auc(scores, labels):
+    pos = [s for s, y in zip(scores, labels) if y == 1]
+    neg = [s for s, y in zip(scores, labels) if y == 0]
+    if not pos or not neg:
+        return None
+    # Mann-Whitney U with ties counted half.
+    order = sorted(scores)
+    ranks = {}
+    i = 0
+    while i < len(order):
+        j = i
+        while j < len(order) and order[j] == order[i]:
+            j += 1
+        ranks[order[i]] = (i + j + 1) / 2.0
+        i = j
+    r_pos = sum(ranks[s] for s in pos)
+    return (r_pos - len(pos) * (len(pos) + 1) / 2.0) / (len(pos) * len(neg))
+
+
+def recall_at_precision(scores, labels, min_precision):
+    cum, n_pos, _ = _cumulative(scores, labels)
+    if n_pos == 0:
+        return None
+    best_r, best_p = 0.0, 1.0
+    for _, tp, fp in cum:
+        p, r = tp / (tp + fp), tp / n_pos
+        if p >= min_precision and (r > best_r or (r == best_r and p > best_p)):
+            best_r, best_p = r, p
+    return best_r
+
+
+def recall_at_fpr(scores, labels, max_fpr):
+    cum, n_pos, n_neg = _cumulative(scores, labels)
+    if n_pos == 0 or n_neg == 0:
+        return None
+    best = 0.0
+    for _, tp, fp in cum:
+        if fp / n_neg <= max_fpr and tp / n_pos > best:
+            best = tp / n_pos
+    return best
+
+
+def best_f1_threshold(scores, labels):
+    cum, n_pos, _ = _cumulative(scores, labels)
+    if n_pos == 0:
+        return None
+    best = None
+    for s, tp, fp in cum:
+        f1 = 2 * tp / (tp + fp + n_pos)
+        if best is None or f1 > best[1]:
+            best = (s, f1)
+    return best[0]
+
+
+def at_threshold(scores, labels, t):
+    tp = sum(1 for s, y in zip(scores, labels) if y == 1 and s >= t)
+    fp = sum(1 for s, y in zip(scores, labels) if y == 0 and s >= t)
+    n_pos = sum(labels)
+    n_neg = len(labels) - n_pos
+    f1 = 2 * tp / (tp + fp + n_pos) if tp + fp + n_pos else 0.0
+    return {"f1": f1, "false_flag_rate": fp / n_neg if n_neg else 0.0}
+
+
+def ece(scores, labels, n_bins=10):
+    step = 1.0 / n_bins
+    bins = [[0, 0.0, 0] for _ in range(n_bins)]
+    for s, y in zip(scores, labels):
+        b = bins[sum(1 for i in range(1, n_bins) if i * step < s)]
+        b[0] += 1
+        b[1] += s
+        b[2] += y
+    n = len(scores)
+    return sum(c / n * abs(ss / c - p / c) for c, ss, p in bins if c)
+
+
+# --- bootstrap (numpy) ---------------------------------------------------------------------------
+
+def _np():
+    import numpy
+    return numpy
+
+
+def splitmix_draws(n, n_resamples, seed):
+    """Item indices of `n_resamples` draws of `n` items, as metrics::resampled_interval draws them
+    (SplitMix64 from `seed`, multiply-shift `below(n)`): an n_resamples x n array."""
+    np = _np()
+    with np.errstate(over="ignore"):
+        k = np.arange(1, n * n_resamples + 1, dtype=np.uint64)
+        z = np.uint64(seed) + k * np.uint64(GOLDEN)
+        z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+        z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+        z = z ^ (z >> np.uint64(31))
+        # floor(z * n / 2^64) without 128-bit integers (n < 2^32).
+        hi = (z >> np.uint64(32)) * np.uint64(n)
+        lo = (z & np.uint64(0xFFFFFFFF)) * np.uint64(n)
+        idx = (hi + (lo >> np.uint64(32))) >> np.uint64(32)
+    return idx.astype(np.int64).reshape(n_resamples, n)
+
+
+def _ap_rows(S, Y):
+    """Average precision of each row of scores S with labels Y (NaN where no positive)."""
+    np = _np()
+    order = np.argsort(-S, axis=1, kind="stable")
+    s = np.take_along_axis(S, order, axis=1)
+    y = np.take_along_axis(Y, order, axis=1).astype(np.float64)
+    n = S.shape[1]
+    tp = np.cumsum(y, axis=1)
+    prec = tp / np.arange(1, n + 1)
+    # Precision at the last item of each tie run, carried back over the run.
+    last = np.ones_like(s, dtype=bool)
+    last[:, :-1] = s[:, 1:] != s[:, :-1]
+    idx = np.where(last, np.arange(n), n)
+    idx = np.minimum.accumulate(idx[:, ::-1], axis=1)[:, ::-1]
+    prec_run = np.take_along_axis(prec, idx, axis=1)
+    n_pos = y.sum(axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(n_pos > 0, (y * prec_run).sum(axis=1) / n_pos, np.nan)
+
+
+def _roc_rows(S, Y):
+    """ROC-AUC of each row (ties count one half; NaN without both classes)."""
+    np = _np()
+    order = np.argsort(S, axis=1, kind="stable")
+    s = np.take_along_axis(S, order, axis=1)
+    y = np.take_along_axis(Y, order, axis=1).astype(np.float64)
+    n = S.shape[1]
+    neg = np.cumsum(1.0 - y, axis=1)
+    first = np.ones_like(s, dtype=bool)
+    first[:, 1:] = s[:, 1:] != s[:, :-1]
+    last = np.ones_like(s, dtype=bool)
+    last[:, :-1] = s[:, 1:] != s[:, :-1]
+    i_first = np.maximum.accumulate(np.where(first, np.arange(n), 0), axis=1)
+    i_last = np.minimum.accumulate(np.where(last, np.arange(n), n)[:, ::-1], axis=1)[:, ::-1]
+    neg_before = np.take_along_axis(neg, i_first, axis=1) - np.take_along_axis(1.0 - y, i_first, axis=1)
+    neg_tied = np.take_along_axis(neg, i_last, axis=1) - neg_before
+    n_pos = y.sum(axis=1)
+    n_neg = n - n_pos
+    with np.errstate(invalid="ignore", divide="ignore"):
+        u = (y * (neg_before + 0.5 * neg_tied)).sum(axis=1)
+        return np.where((n_pos > 0) & (n_neg > 0), u / (n_pos * n_neg), np.nan)
+
+
+ROW_METRICS = {"pr_auc": _ap_rows, "roc_auc": _roc_rows}
+POINT_METRICS = {"pr_auc": average_precision, "roc_auc": roc_auc}
+
+
+def _quantile(sorted_values, q):
+    pos = q * (len(sorted_values) - 1)
+    lo, hi = math.floor(pos), math.ceil(pos)
+    return sorted_values[lo] + (sorted_values[hi] - sorted_values[lo]) * (pos - lo)
+
+
+def _interval(values, confidence=0.95):
+    np = _np()
+    v = np.sort(values[np.isfinite(values)])
+    if len(v) == 0:
+        return None
+    alpha = (1.0 - confidence) / 2.0
+    return [_quantile(v, alpha), _quantile(v, 1.0 - alpha)]
+
+
+def bootstrap_ci(scores, labels, metric="pr_auc", n_resamples=1000, seed=0):
+    """The 95 % percentile interval of `modrl eval` (metrics.json `pr_auc_ci`)."""
+    np = _np()
+    draws = splitmix_draws(len(labels), n_resamples, seed)
+    S, Y = np.asarray(scores)[draws], np.asarray(labels)[draws]
+    return _interval(ROW_METRICS[metric](S, Y))
+
+
+def paired_bootstrap_ci(scores_a, scores_b, labels, metric="pr_auc", n_resamples=1000, seed=0):
+    """The 95 % paired interval of metric(B) - metric(A) of `modrl eval --compare`."""
+    np = _np()
+    draws = splitmix_draws(len(labels), n_resamples, seed)
+    Y = np.asarray(labels)[draws]
+    f = ROW_METRICS[metric]
+    return _interval(f(np.asarray(scores_b)[draws], Y) - f(np.asarray(scores_a)[draws], Y))
+
+
+# --- what the committed files should say ---------------------------------------------------------
+
+def eval_metrics(scores_path, val_path=None, threshold=None, bootstrap=True):
+    """metrics.json's headline fields recomputed from a scores file. The threshold is the best-F1
+    threshold on `val_path` when given, else `threshold` (e.g. the one metrics.json names)."""
+    sc = Scores(scores_path)
+    s, y = sc.scores, sc.labels
+    n, n_pos = len(y), sum(y)
+    m = {
+        "n": n,
+        "n_pos": n_pos,
+        "prevalence": n_pos / n if n else None,
+        "pr_auc": average_precision(s, y),
+        "roc_auc": roc_auc(s, y),
+        "recall_at_precision_0.9": recall_at_precision(s, y, 0.9),
+        "recall_at_fpr_0.01": recall_at_fpr(s, y, 0.01),
+        "f1_flag_all": 2 * n_pos / (n + n_pos) if n_pos else None,
+        "ece": ece(s, y) if n else None,
+        "format_failure_rate": sum(1 for ok in sc.format_ok if not ok) / n if n else None,
+    }
+    if val_path and os.path.isfile(val_path):
+        v = Scores(val_path)
+        if 0 < sum(v.labels) < len(v.labels):
+            threshold = best_f1_threshold(v.scores, v.labels)
+            m["threshold"] = threshold
+    if threshold is not None and n_pos:
+        m.update(at_threshold(s, y, threshold))
+    failures = {}
+    for ok, kind in zip(sc.format_ok, sc.failures):
+        if not ok:
+            failures[kind] = failures.get(kind, 0) + 1
+    m["failure_counts"] = failures
+    per_slice = {}
+    for tag in sorted({t for tags in sc.slices for t in tags}):
+        ss = [x for x, tags in zip(s, sc.slices) if tag in tags]
+        sl = [x for x, tags in zip(y, sc.slices) if tag in tags]
+        k = sum(sl)
+        at = at_threshold(ss, sl, threshold) if threshold is not None else {}
+        per_slice[tag] = {
+            "n": len(sl),
+            "n_pos": k,
+            "pr_auc": average_precision(ss, sl) if 0 < k < len(sl) else None,
+            "f1": at.get("f1") if k > 0 else None,
+            "fpr": at.get("false_flag_rate") if k < len(sl) else None,
+        }
+    m["per_slice"] = per_slice
+    if bootstrap and m["pr_auc"] is not None:
+        m["pr_auc_ci"] = bootstrap_ci(s, y, "pr_auc")
+    return m
+
+
+def compare(a_path, b_path, limit=None, n_resamples=1000, seed=0):
+    """`modrl eval --compare A B` recomputed: A's rows in file order joined with B's on id (the
+    first `limit` rows of each file when given)."""
+    a, b = Scores(a_path, limit), Scores(b_path, limit)
+    by_id = {i: (s, y) for i, s, y in zip(b.ids, b.scores, b.labels)}
+    sa, sb, labels = [], [], []
+    for i, s, y in zip(a.ids, a.scores, a.labels):
+        if i in by_id:
+            if by_id[i][1] != y:
+                raise ValueError(f"{a_path} vs {b_path}: item {i} has different labels")
+            sa.append(s)
+            sb.append(by_id[i][0])
+            labels.append(y)
+    out = {"n": len(labels), "n_pos": sum(labels)}
+    for metric, f in POINT_METRICS.items():
+        va, vb = f(sa, labels), f(sb, labels)
+        out[metric] = {"a": va, "b": vb, "diff": vb - va,
+                       "ci": paired_bootstrap_ci(sa, sb, labels, metric, n_resamples, seed)}
+    return out

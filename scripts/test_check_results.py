@@ -1,0 +1,239 @@
+#!/usr/bin/env python3
+"""Self-test of scripts/check_results.py on a copy of docs/results.
+
+Run from anywhere:  .venv/bin/python scripts/test_check_results.py
+
+The unmodified tree passes; changing any PR-AUC on any page that reports PR-AUC (every number
+written next to "PR-AUC" in its text, the headline first, and every cell of its PR-AUC table
+columns) makes the checker fail naming that page and line; so do a changed score in a committed scores file,
+an archived page without its banner, and a new page with PR-AUC numbers but no checker.
+"""
+
+import contextlib
+import io
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import unittest
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+RESULTS = os.path.join(ROOT, "docs", "results")
+SCRIPT = os.path.join(HERE, "check_results.py")
+SHELL = os.path.join(HERE, "check_results.sh")
+sys.path.insert(0, HERE)
+import check_results  # noqa: E402
+
+PR_NEAR = re.compile(r"PR-AUC(?: of)?\s+([+-]?\d\.\d+)|([+-]?\d\.\d+)\s+PR-AUC")
+
+
+def read(path):
+    with open(path, encoding="utf-8") as f:
+        return f.read()
+
+
+def bump(number):
+    """The same number with its last digit changed (0.779 -> 0.770, +0.098 -> +0.099)."""
+    return number[:-1] + str((int(number[-1]) + 1) % 10)
+
+
+def pages_with_pr_auc(root):
+    out = []
+    for d, _, files in os.walk(root):
+        for f in files:
+            rel = os.path.relpath(os.path.join(d, f), root)
+            if f.endswith(".md") and "archive" not in rel.split(os.sep)[:-1]:
+                if "PR-AUC" in read(os.path.join(root, rel)):
+                    out.append(rel)
+    return sorted(out)
+
+
+def pr_auc_spans(rel, text):
+    """(what, start, end) of every number written next to "PR-AUC" in the prose and of the first
+    number of every cell of a PR-AUC table column, except the passages the page's checker lists as
+    not checked (quoted from archived pages)."""
+    spec = check_results.PAGES.get(rel.replace(os.sep, "/"))
+    skip = []
+    for snippet, _ in (spec.not_checked if spec else []):
+        rx = r"\s+".join(re.escape(w) for w in snippet.split())
+        skip.extend(m.span() for m in re.finditer(rx, text))
+    spans = []
+    table_lines = {m.start() for m in re.finditer(r"^\|", text, re.M)}
+    for m in PR_NEAR.finditer(text):
+        g = 1 if m.group(1) else 2
+        if text.rfind("\n", 0, m.start(g)) + 1 not in table_lines:
+            spans.append(("prose", m.start(g), m.end(g)))
+    for header, rows in check_results.tables(text):
+        for col in [i for i, h in enumerate(header) if "PR-AUC" in h]:
+            for _, cells in rows:
+                cell, pos = cells[col]
+                m = re.search(r"[+-]?\d+\.\d+", cell)
+                if m:
+                    spans.append(("table", pos + m.start(), pos + m.end()))
+    return [sp for sp in spans if not any(a <= sp[1] and sp[2] <= b for a, b in skip)]
+
+
+class CheckResultsTest(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.tmp = tempfile.TemporaryDirectory(prefix="check_results_test_")
+        cls.dir = os.path.join(cls.tmp.name, "results")
+        shutil.copytree(RESULTS, cls.dir)
+        cls.ctx = check_results.Ctx(cls.dir)  # shared by the in-process runs: they change pages only
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.tmp.cleanup()
+
+    def check(self, only=None, root=None):
+        buf = io.StringIO()
+        rc = check_results.run(root or self.dir, only, buf,
+                               ctx=None if root else self.ctx)
+        return rc, buf.getvalue()
+
+    @contextlib.contextmanager
+    def edited(self, rel, text):
+        """Page `rel` of the copy holds `text` inside the block, and its old text (or nothing) after."""
+        path = os.path.join(self.dir, rel)
+        old = read(path) if os.path.exists(path) else None
+        with open(path, "w", encoding="utf-8") as f:
+            f.write(text)
+        try:
+            yield
+        finally:
+            if old is None:
+                os.remove(path)
+            else:
+                with open(path, "w", encoding="utf-8") as f:
+                    f.write(old)
+
+    def test_unmodified_tree_passes(self):
+        p = subprocess.run([SHELL, self.dir], capture_output=True, text=True, timeout=600)
+        self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
+        lines = p.stdout.splitlines()
+        pages = sorted(os.path.relpath(os.path.join(d, f), self.dir)
+                       for d, _, fs in os.walk(self.dir) for f in fs if f.endswith(".md"))
+        for rel in pages:
+            line = next((l for l in lines if l.split()[1].rstrip(":") == rel), None)
+            self.assertIsNotNone(line, f"no line for {rel}:\n{p.stdout}")
+            if rel.startswith("archive" + os.sep):
+                self.assertTrue(line.startswith("ARCHIVED"), line)
+                self.assertIn("archived, not checked", line)
+            else:
+                self.assertTrue(line.startswith("OK"), line)
+        self.assertFalse([l for l in lines if l.startswith("FAIL")], p.stdout)
+
+    def test_default_dir_is_docs_results(self):
+        p = subprocess.run([sys.executable, SCRIPT, "--page", "quickstart.md"], capture_output=True,
+                           text=True, timeout=600, cwd=tempfile.gettempdir())
+        self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
+        self.assertTrue(p.stdout.startswith("OK  quickstart.md"), p.stdout)
+
+    def test_changed_pr_auc_fails_naming_the_page(self):
+        """Every PR-AUC number of every page that reports PR-AUC, the headlines included: changing
+        its last digit fails, naming the page and the line or the number."""
+        pages = pages_with_pr_auc(self.dir)
+        for must in ("quickstart.md", "rl-vs-sft.md", "rl-diagnosis.md"):
+            self.assertIn(must, pages)
+        for rel in pages:
+            text = read(os.path.join(self.dir, rel))
+            spans = pr_auc_spans(rel, text)
+            self.assertTrue(any(w == "prose" for w, _, _ in spans), f"{rel}: no PR-AUC in the prose")
+            for what, start, end in spans:
+                old = text[start:end]
+                new = bump(old)
+                line_no = text.count("\n", 0, start) + 1
+                with self.subTest(page=rel, line=line_no, where=what, number=old), \
+                        self.edited(rel, text[:start] + new + text[end:]):
+                    rc, out = self.check([rel])
+                    self.assertEqual(rc, 1, out)
+                    fails = [l for l in out.splitlines() if l.startswith(f"FAIL  {rel}")]
+                    self.assertTrue(fails, out)
+                    self.assertTrue(any(f"{rel}:{line_no}:" in l and new in l for l in fails), out)
+
+    def test_unbacked_interval_fails(self):
+        rel = "quickstart.md"
+        text = read(os.path.join(self.dir, rel))
+        added = text + "\nA later run reached PR-AUC 0.912 [0.880, 0.940].\n"
+        with self.edited(rel, added):
+            rc, out = self.check([rel])
+        self.assertEqual(rc, 1, out)
+        self.assertIn("0.912 [0.880, 0.940]", out)
+        self.assertIn("matches no interval", out)
+
+    def test_changed_table_row_names_the_cell(self):
+        rel = "rl-vs-sft.md"
+        text = read(os.path.join(self.dir, rel))
+        m = re.search(r"^\| sft-rl \| sft \| ([+-]\d\.\d{3}) \|", text, re.M)
+        self.assertIsNotNone(m)
+        new = bump(m.group(1))
+        with self.edited(rel, text[:m.start(1)] + new + text[m.end(1):]):
+            rc, out = self.check([rel])
+        self.assertEqual(rc, 1, out)
+        self.assertRegex(out, rf"FAIL  rl-vs-sft\.md.*sft-rl \| sft.*{re.escape(new)} on the page, "
+                              rf"{re.escape(m.group(1))} recomputed from rl-vs-sft/")
+
+    def test_changed_benchmark_ratio_fails(self):
+        rel = "bench-engine.md"
+        text = read(os.path.join(self.dir, rel))
+        header, rows = next((h, r) for h, r in check_results.tables(text) if "ratio ours/peer" in h)
+        cell, pos = rows[0][1][header.index("ratio ours/peer")]
+        new = str(round(float(cell) + 0.2, 2))
+        with self.edited(rel, text[:pos] + new + text[pos + len(cell):]):
+            rc, out = self.check([rel])
+        self.assertEqual(rc, 1, out)
+        self.assertIn(f"FAIL  {rel}", out)
+        self.assertIn(f"{new} on the page", out)
+
+    def test_changed_score_fails(self):
+        with tempfile.TemporaryDirectory() as tmp:
+            root = os.path.join(tmp, "results")
+            shutil.copytree(RESULTS, root)
+            path = os.path.join(root, "quickstart", "eval", "scores.jsonl")
+            lines = read(path).splitlines(True)
+            lines[0] = re.sub(r'"score":\s*[0-9.e-]+', '"score":0.999', lines[0])
+            with open(path, "w") as f:
+                f.writelines(lines)
+            rc, out = self.check(["quickstart.md"], root=root)
+        self.assertEqual(rc, 1, out)
+        self.assertIn("FAIL  quickstart.md", out)
+        self.assertIn("quickstart/eval/metrics.json: pr_auc is", out)
+
+    def test_archived_page_needs_the_banner(self):
+        archived = sorted(f for f in os.listdir(os.path.join(self.dir, "archive")) if f.endswith(".md"))
+        self.assertTrue(archived)
+        rel = os.path.join("archive", archived[0])
+        text = read(os.path.join(self.dir, rel))
+        no_banner = "\n".join(l for l in text.splitlines() if not l.startswith(">")) + "\n"
+        with self.edited(rel, no_banner):
+            rc, out = self.check([rel])
+        self.assertEqual(rc, 1, out)
+        self.assertIn(f"FAIL  {rel}: under archive/ without the banner", out)
+
+    def test_new_page_with_pr_auc_but_no_checker_fails(self):
+        with self.edited("new-study.md", "# New study\n\nSFT reaches PR-AUC 0.912 on the test set.\n"):
+            rc, out = self.check(["new-study.md"])
+        self.assertEqual(rc, 1, out)
+        self.assertIn("FAIL  new-study.md: no checker", out)
+
+    def test_prose_page_passes_with_a_note(self):
+        with self.edited("notes.md", "# Notes\n\nHow the studies are run; no numbers here.\n"):
+            rc, out = self.check(["notes.md"])
+        self.assertEqual(rc, 0, out)
+        self.assertIn("OK  notes.md: no numbers that need data", out)
+
+    def test_rl_vs_sft_table_still_checks_its_page(self):
+        page = os.path.join(self.dir, "rl-vs-sft.md")
+        for task in sorted(os.listdir(os.path.join(self.dir, "rl-vs-sft"))):
+            p = subprocess.run([sys.executable, os.path.join(HERE, "rl_vs_sft_table.py"),
+                                os.path.join(self.dir, "rl-vs-sft", task), "--check", page],
+                               capture_output=True, text=True, timeout=600)
+            self.assertEqual(p.returncode, 0, p.stderr)
+            self.assertIn("| row | PR-AUC [95% CI] |", p.stdout)
+
+
+if __name__ == "__main__":
+    unittest.main()
