@@ -5,7 +5,7 @@
 # TF-IDF + logistic regression baseline on exactly the SFT run's training ids; then every row and
 # the zero-shot model scored on the same test items (first LIMIT of the test split; thresholds on
 # the first VAL_LIMIT validation items), and paired bootstrap comparisons against SFT only and
-# zero-shot (SFT then RL also against SFT then more SFT). Finished runs and scores are kept (re-running resumes). One job at a time: the
+# zero-shot (SFT then RL also against SFT then more SFT and TF-IDF). Finished runs and scores are kept (re-running resumes). One job at a time: the
 # timings in the run folders mean something only on a quiet machine.
 # With COMMIT=1 the small files behind the page (scores, metrics, run metrics.jsonl, configs,
 # training ids) are copied to docs/results/rl-vs-sft/TASK/ (rows of the first N without suffix).
@@ -144,7 +144,8 @@ for n in "${LABELS[@]}"; do
       [ -f "$RUNS/n$n/$row/test$suf/metrics.json" ] || continue
       bases="zero-shot sft"
       # SFT then RL against its compute-matched control, SFT then as many more SFT steps.
-      [ "$row" = sft-rl ] && bases="$bases sft-more"
+      # ... and against the classical baseline on the same labels.
+      [ "$row" = sft-rl ] && bases="$bases sft-more tfidf"
       for base in $bases; do
         [ "$row" = "$base" ] && continue
         a=$RUNS/$base$suf; [ "$base" != zero-shot ] && a=$RUNS/n$n/$base/test$suf

@@ -66,7 +66,7 @@ def load_rows(task_dir):
             if m.get(key) is None or ours is None or abs(m[key] - ours) > 1e-6:
                 raise DataError(f"{mpath}: {key} {m.get(key)} but {ours} from scores.jsonl")
         paired = {}
-        for base in ("sft", "zero-shot", "sft-more"):
+        for base in ("sft", "zero-shot", "sft-more", "tfidf"):
             p = os.path.join(d, f"vs-{base}.json")
             if os.path.isfile(p):
                 with open(p) as f:
