@@ -26,7 +26,9 @@ pub fn run_guarded<T>(f: impl FnOnce() -> T) -> Result<T, String> {
         let verbose = std::env::var_os("RUST_BACKTRACE").is_some_and(|v| v != "0");
         let default_hook = panic::take_hook();
         panic::set_hook(Box::new(move |info| {
-            let loc = info.location().map(|l| format!("{}:{}", l.file(), l.line()));
+            let loc = info
+                .location()
+                .map(|l| format!("{}:{}", l.file(), l.line()));
             LOCATION.with(|l| *l.borrow_mut() = loc);
             if verbose {
                 default_hook(info);
@@ -53,7 +55,11 @@ fn payload_text(payload: &(dyn std::any::Any + Send)) -> &str {
 /// The one-line error shown for a panic.
 fn describe(msg: &str, location: Option<&str>) -> String {
     // libtorch's messages are long (C++ frames after the first line): keep the first line.
-    let first = msg.lines().find(|l| !l.trim().is_empty()).unwrap_or(msg).trim();
+    let first = msg
+        .lines()
+        .find(|l| !l.trim().is_empty())
+        .unwrap_or(msg)
+        .trim();
     let cause = if msg.contains("Torch(") || msg.contains("libtorch") || msg.contains("TchError") {
         "libtorch rejected a tensor operation (shape, dtype, device or memory)"
     } else {

@@ -15,11 +15,11 @@ use std::path::Path;
 
 use anyhow::{bail, Result};
 pub use config::{Arch, ModelConfig};
+pub use device::{parse_device, parse_kind};
 pub use generate::{
     generate, generate_with_prefix, next_token_logits, Completion, FinishReason, PrefixCache,
     SamplingParams,
 };
-pub use device::{parse_device, parse_kind};
 pub use llama::Model;
 pub use lora::LoraConfig;
 pub use tch::{Device, Kind, Tensor};

@@ -595,7 +595,10 @@ mod override_tests {
         let l = cfg.rl.loss_config();
         assert_eq!((l.epsilon_high, l.delta), (0.28, Some(1.5)));
         let e = RunConfig::load_with(&path, &["rl.delta=0.9".into()]).unwrap_err();
-        assert!(format!("{e:#}").contains("[rl]") && format!("{e:#}").contains("delta"), "{e:#}");
+        assert!(
+            format!("{e:#}").contains("[rl]") && format!("{e:#}").contains("delta"),
+            "{e:#}"
+        );
         let e = RunConfig::load_with(&path, &["rl.epsilon=1.5".into()]).unwrap_err();
         assert!(format!("{e:#}").contains("epsilon"), "{e:#}");
         // Label-token RL knobs are refused on completion RL and need an even batch.

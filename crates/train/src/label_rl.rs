@@ -77,11 +77,7 @@ pub fn sample_and_reward(
 
 /// The reward of answering `a` (1 = violating) when the gold label is `y`.
 fn reward(a: u8, y: u8, fn_cost: f64, fp_cost: f64) -> f64 {
-    match (a, y) {
-        (a, y) if a == y => 1.0,
-        (0, _) => -fn_cost,
-        _ => -fp_cost,
-    }
+    crate::rewards::label_reward(a == 1, y == 1, fn_cost, fp_cost)
 }
 
 /// What the exact estimator computes per prompt (no model needed).
@@ -114,10 +110,14 @@ pub fn exact_weights(
     };
     let mut second_moment = 0.0;
     for (&p, &y) in p_violating.iter().zip(labels) {
-        let (rv, rs) = (reward(1, y, fn_cost, fp_cost), reward(0, y, fn_cost, fp_cost));
+        let (rv, rs) = (
+            reward(1, y, fn_cost, fp_cost),
+            reward(0, y, fn_cost, fp_cost),
+        );
         let mean = p * rv + (1.0 - p) * rs;
         out.expected_reward.push(mean);
-        out.reward_std.push((p * (1.0 - p)).max(0.0).sqrt() * (rv - rs).abs());
+        out.reward_std
+            .push((p * (1.0 - p)).max(0.0).sqrt() * (rv - rs).abs());
         out.weights.push(p * (rv - mean));
         out.weights.push((1.0 - p) * (rs - mean));
         second_moment += p * rv * rv + (1.0 - p) * rs * rs;
@@ -267,7 +267,10 @@ mod tests {
             let e = exact_weights(&[p], &[y], 2.0, 0.5, ScaleRewards::None);
             let s = sampled_weights(p, y, 200_000, 7);
             for k in 0..2 {
-                assert!((e.weights[k] - s[k]).abs() < 0.01, "p {p} y {y}: {e:?} vs {s:?}");
+                assert!(
+                    (e.weights[k] - s[k]).abs() < 0.01,
+                    "p {p} y {y}: {e:?} vs {s:?}"
+                );
             }
         }
     }
@@ -296,6 +299,9 @@ mod tests {
         assert!((group.weights[0] - none.weights[0] / (std + STD_EPS)).abs() < 1e-12);
         // Batch: the std of the reward over the two prompts' mixture.
         let b = exact_weights(&[0.5, 0.5], &[1, 0], 1.0, 1.0, ScaleRewards::Batch);
-        assert!((b.weights[0] - 0.5 / (1.0 + STD_EPS)).abs() < 1e-12, "{b:?}");
+        assert!(
+            (b.weights[0] - 0.5 / (1.0 + STD_EPS)).abs() < 1e-12,
+            "{b:?}"
+        );
     }
 }

@@ -181,9 +181,12 @@ impl Reward for Accuracy {
                 Ok(
                     match verdict::parse(x.completion, &x.policy.category_names()) {
                         Err(_) => 0.0,
-                        Ok(v) if v.label == gold => 1.0,
-                        Ok(_) if gold == Label::Violating => -self.fn_cost,
-                        Ok(_) => -self.fp_cost,
+                        Ok(v) => label_reward(
+                            v.label == Label::Violating,
+                            gold == Label::Violating,
+                            self.fn_cost,
+                            self.fp_cost,
+                        ),
                     },
                 )
             })
@@ -300,6 +303,21 @@ impl Reward for Length {
     }
 }
 
+/// The accuracy reward of a valid answer: 1 when it matches the gold label, `-fn_cost` for a
+/// missed violation, `-fp_cost` for a false alarm ([`Accuracy`], and label-token RL's actions).
+pub fn label_reward(
+    answer_violating: bool,
+    gold_violating: bool,
+    fn_cost: f64,
+    fp_cost: f64,
+) -> f64 {
+    match (answer_violating, gold_violating) {
+        (a, g) if a == g => 1.0,
+        (false, _) => -fn_cost,
+        _ => -fp_cost,
+    }
+}
+
 /// An LLM judge's rubric grade of the reasoning (see `crate::judge`), in [0, 1]. Completions
 /// without a parseable verdict or without reasoning score 0 and are not sent to the judge.
 pub struct Rubric {
@@ -394,7 +412,11 @@ impl Reward for Rubric {
             st.asked = asked;
             st.parsed = parsed;
             if asked > 0 {
-                st.unparsed_streak = if parsed == 0 { st.unparsed_streak + 1 } else { 0 };
+                st.unparsed_streak = if parsed == 0 {
+                    st.unparsed_streak + 1
+                } else {
+                    0
+                };
             }
             st.unparsed_streak
         };
@@ -1196,7 +1218,10 @@ mod tests {
         assert_eq!(r.score(&batch).unwrap(), [0.8, 0.8]);
         assert_eq!(
             r.metrics(),
-            vec![("judge/judged".into(), 2.0), ("judge/parsed_fraction".into(), 1.0)]
+            vec![
+                ("judge/judged".into(), 2.0),
+                ("judge/parsed_fraction".into(), 1.0)
+            ]
         );
         flaky.0.store(false, std::sync::atomic::Ordering::SeqCst);
         assert_eq!(r.score(&batch).unwrap(), [0.0, 0.0]);
@@ -1205,7 +1230,10 @@ mod tests {
         assert_eq!(r.score(&[input(&bare, 0, &p)]).unwrap(), [0.0]);
         assert_eq!(r.metrics(), vec![("judge/judged".into(), 0.0)]);
         let e = r.score(&batch).unwrap_err().to_string();
-        assert!(e.contains("parsed none of its answers in 2 reward calls"), "{e}");
+        assert!(
+            e.contains("parsed none of its answers in 2 reward calls"),
+            "{e}"
+        );
         assert!(e.contains("max_unparsed_steps"), "{e}");
         // Parsing again resets the streak; a limit of 0 never stops.
         flaky.0.store(true, std::sync::atomic::Ordering::SeqCst);

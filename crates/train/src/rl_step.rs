@@ -37,7 +37,15 @@ pub(crate) fn rl_step(
     opt: &mut AdamW,
     lr_now: f64,
 ) -> Result<(f64, usize)> {
-    let ro = collect_rollouts(ctx, prompt_ids, prefix_ids, rewards_fns, state, step_seed, metrics)?;
+    let ro = collect_rollouts(
+        ctx,
+        prompt_ids,
+        prefix_ids,
+        rewards_fns,
+        state,
+        step_seed,
+        metrics,
+    )?;
     log_completions(ctx, &ro, state.step + 1)?;
     let rl = &ctx.cfg.rl;
     let adv = advantages(&ro.total_r, rl.num_generations, rl.scale_rewards);
@@ -67,13 +75,22 @@ struct Rollouts {
 
 impl Rollouts {
     fn lengths(&self) -> Vec<f64> {
-        self.comps.iter().map(|c| c.token_ids.len() as f64).collect()
+        self.comps
+            .iter()
+            .map(|c| c.token_ids.len() as f64)
+            .collect()
     }
 
     /// Prompt and completion token ids of the completions in `r`.
     fn rows(&self, r: std::ops::Range<usize>) -> (Vec<&[u32]>, Vec<&[u32]>) {
-        let pr = self.prompts[r.clone()].iter().map(|x| x.as_slice()).collect();
-        let cr = self.comps[r].iter().map(|c| c.token_ids.as_slice()).collect();
+        let pr = self.prompts[r.clone()]
+            .iter()
+            .map(|x| x.as_slice())
+            .collect();
+        let cr = self.comps[r]
+            .iter()
+            .map(|c| c.token_ids.as_slice())
+            .collect();
         (pr, cr)
     }
 
@@ -370,7 +387,6 @@ fn rollout_metrics(
         f(quotes.len() as f64 / n as f64),
     );
     metrics.insert("timing/generation".into(), f(ro.gen_time));
-
 }
 
 /// Phase 3: the policy-gradient update over all completions (micro-batched, gradients
@@ -639,4 +655,3 @@ fn reference_logprobs(
         }
     })
 }
-

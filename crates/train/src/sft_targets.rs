@@ -96,9 +96,7 @@ fn sft_parts(r: &Record, policy: &Policy) -> (String, Verdict) {
 /// The first sentence (or line) of a definition, without its final period, for templated reasons.
 fn first_sentence(text: &str) -> String {
     let t = text.trim().trim_start_matches("- ");
-    let end = t
-        .find(['\n', '.', ':'])
-        .unwrap_or(t.len());
+    let end = t.find(['\n', '.', ':']).unwrap_or(t.len());
     t[..end].trim().to_string()
 }
 

@@ -371,7 +371,11 @@ pub(crate) fn balanced_at(labels: &[u8], seed: u64, cursor: usize, n: usize) -> 
         if members.is_empty() {
             bail!(
                 "field \"rl.balance_labels\": the training split has no {} examples",
-                if class == 1 { "violating" } else { "non-violating" }
+                if class == 1 {
+                    "violating"
+                } else {
+                    "non-violating"
+                }
             );
         }
         for k in 0..n / 2 {
@@ -609,21 +613,34 @@ fn sft_step(
     for _ in 0..cfg.sft.batch_size {
         let i = record_at(ctx.train.len(), cfg.run.seed, state.cursor);
         let short = verdict_only.is_some()
-            && crate::sft_targets::verdict_only_at(cfg.run.seed, state.cursor, cfg.sft.verdict_only_fraction);
+            && crate::sft_targets::verdict_only_at(
+                cfg.run.seed,
+                state.cursor,
+                cfg.sft.verdict_only_fraction,
+            );
         state.cursor += 1;
         let (f, text) = match verdict_only {
             Some((_, ids)) if short => {
                 prompts[1].push(ids[i].clone());
-                (1, crate::sft_targets::sft_target_verdict_only(&ctx.train[i], &ctx.policy))
+                (
+                    1,
+                    crate::sft_targets::sft_target_verdict_only(&ctx.train[i], &ctx.policy),
+                )
             }
             // The no-reasoning variant: its prompts end with the verdict prefix already.
             _ if !ctx.variant.has_reasoning() => {
                 prompts[0].push(prompt_ids[i].clone());
-                (0, crate::sft_targets::sft_target_verdict_only(&ctx.train[i], &ctx.policy))
+                (
+                    0,
+                    crate::sft_targets::sft_target_verdict_only(&ctx.train[i], &ctx.policy),
+                )
             }
             _ => {
                 prompts[0].push(prompt_ids[i].clone());
-                (0, crate::sft_targets::sft_target(&ctx.train[i], &ctx.policy))
+                (
+                    0,
+                    crate::sft_targets::sft_target(&ctx.train[i], &ctx.policy),
+                )
             }
         };
         let mut t = ctx.tok.encode(&text)?;
@@ -755,7 +772,9 @@ mod tests {
         n.sort();
         assert_eq!(n, vec![1, 2, 4, 5, 6, 8, 9]);
         let e = balanced_at(&[0, 0], 1, 0, 2).unwrap_err().to_string();
-        assert!(e.contains("rl.balance_labels") && e.contains("no violating"), "{e}");
+        assert!(
+            e.contains("rl.balance_labels") && e.contains("no violating"),
+            "{e}"
+        );
     }
-
 }
