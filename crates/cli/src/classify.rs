@@ -1,4 +1,4 @@
-//! `modrl classify`: classify a JSONL / CSV file under a policy into a results file, resumably
+//! `modrl classify`: classify a JSONL / CSV / Parquet file under a policy into a results file, resumably
 //! (see `modrl_serve::jobs`).
 
 use std::path::PathBuf;
@@ -9,6 +9,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use modrl_moderation::score::ScoringMode;
 use modrl_moderation::Policy;
 use modrl_serve::jobs::{prepare, ClassifyOptions};
+use modrl_serve::ClassifierOptions;
 
 use crate::ModelArgs;
 
@@ -19,13 +20,21 @@ pub struct ClassifyArgs {
     /// Policy file (TOML).
     #[arg(long)]
     pub policy: PathBuf,
-    /// Input: JSONL ({"id", "text"} per line; label optional) or CSV with id and text columns.
+    /// Input: JSONL ({"id", "text"} per line; label optional), CSV with id and text columns, or
+    /// Parquet (.parquet; streamed a batch at a time).
     #[arg(long = "in")]
     pub input: PathBuf,
-    /// Output: .csv, or JSONL otherwise; rows id, label (0/1), score, category. Appended to and
-    /// resumed: ids already there are skipped.
+    /// Output: .csv, .parquet, or JSONL otherwise; rows id, label (0/1), score, category.
+    /// Appended to and resumed: ids already there are skipped (Parquet: through the journal
+    /// OUT.partial.jsonl, turned into OUT when every row is done).
     #[arg(long)]
     pub out: PathBuf,
+    /// Input column (JSONL key, CSV header, Parquet column) holding the ids.
+    #[arg(long, default_value = "id")]
+    pub id_column: String,
+    /// Input column holding the texts.
+    #[arg(long, default_value = "text")]
+    pub text_column: String,
     /// verdict-token, greedy, or mc[:N[:T]].
     #[arg(long, default_value = "verdict-token")]
     pub scoring: String,
@@ -60,13 +69,17 @@ pub fn run(a: ClassifyArgs) -> Result<()> {
         input: a.input.clone(),
         out: a.out.clone(),
         rejects: a.rejects.clone(),
-        mode,
-        threshold: a.threshold,
-        max_new_tokens: a.max_new_tokens,
-        batch_rows: a.batch_rows,
-        seed: a.seed,
-        reasoning_variant: crate::eval::parse_variant(&a.variant)?,
-        no_system_role: a.no_system_role,
+        id_column: a.id_column.clone(),
+        text_column: a.text_column.clone(),
+        classifier: ClassifierOptions {
+            mode,
+            threshold: a.threshold,
+            max_new_tokens: a.max_new_tokens,
+            batch_rows: a.batch_rows,
+            seed: a.seed,
+            reasoning_variant: crate::eval::parse_variant(&a.variant)?,
+            no_system_role: a.no_system_role,
+        },
     };
     let rejects_path = opts.rejects_path();
     let job = prepare(opts)?;
@@ -86,15 +99,15 @@ pub fn run(a: ClassifyArgs) -> Result<()> {
             "{}: {} rows already classified, {} to go",
             a.out.display(),
             job.already_done,
-            job.todo.len()
+            job.todo_count
         );
     }
-    if job.todo.is_empty() {
+    if job.todo_count == 0 {
         eprintln!("nothing to classify");
-        return Ok(());
+        return job.finish();
     }
     let (model, tok) = crate::load_model(&a.model)?;
-    let pb = ProgressBar::new(job.todo.len() as u64);
+    let pb = ProgressBar::new(job.todo_count as u64);
     pb.set_style(
         ProgressStyle::with_template(
             "classify [{elapsed_precise}] {wide_bar} {pos}/{len} {per_sec} ETA {eta}",

@@ -173,24 +173,63 @@ fn import(a: ImportArgs) -> Result<()> {
     Ok(())
 }
 
-/// Read canonical records from `.jsonl` (or `.json` lines) or a `.csv` with `id,text,label`
-/// columns.
+/// Column names of a CSV or Parquet data file.
+pub struct Columns {
+    pub id: String,
+    pub text: String,
+    pub label: String,
+}
+
+impl Default for Columns {
+    fn default() -> Self {
+        Columns {
+            id: "id".into(),
+            text: "text".into(),
+            label: "label".into(),
+        }
+    }
+}
+
+/// Read canonical records from `.jsonl` (or `.json` lines), or a `.csv` / `.parquet` with `id`,
+/// `text`, `label` columns.
 pub fn read_records(path: &Path, skip_bad_rows: bool) -> Result<Vec<Record>> {
+    read_records_with(path, skip_bad_rows, &Columns::default())
+}
+
+/// [`read_records`] with other column names for CSV and Parquet.
+pub fn read_records_with(path: &Path, skip_bad_rows: bool, cols: &Columns) -> Result<Vec<Record>> {
     let opts = if skip_bad_rows {
         ReadOptions::skipping()
     } else {
         ReadOptions::default()
     };
-    let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("");
-    let out = match ext {
+    let ext = path
+        .extension()
+        .and_then(|e| e.to_str())
+        .unwrap_or("")
+        .to_ascii_lowercase();
+    let renamed = cols.id != "id" || cols.text != "text" || cols.label != "label";
+    let out = match ext.as_str() {
         "csv" => {
-            let mut m = dataset::CsvMapping::new("text", "label");
-            m.id = Some("id".into());
+            let mut m = dataset::CsvMapping::new(cols.text.as_str(), cols.label.as_str());
+            m.id = Some(cols.id.as_str().into());
             dataset::read_csv(path, &m, &opts)?
         }
+        "parquet" => {
+            let map = [
+                (cols.id.as_str(), "id"),
+                (cols.text.as_str(), "text"),
+                (cols.label.as_str(), "label"),
+            ];
+            dataset::read_parquet(path, &opts, &map)?
+        }
+        "jsonl" | "json" | "ndjson" if renamed => bail!(
+            "{}: --id-column / --text-column / --label-column apply to CSV and Parquet; JSONL uses the fields id, text, label",
+            path.display()
+        ),
         "jsonl" | "json" | "ndjson" => dataset::read_jsonl(path, &opts)?,
         other => bail!(
-            "{}: unknown data format {other:?} (expected .jsonl or .csv)",
+            "{}: unknown data format {other:?} (expected .jsonl, .csv or .parquet)",
             path.display()
         ),
     };

@@ -33,7 +33,8 @@ pub struct EvalArgs {
     /// Policy file (TOML).
     #[arg(long)]
     pub policy: Option<PathBuf>,
-    /// Data file: canonical JSONL ({"id","text","label"} at least) or CSV with id,text,label.
+    /// Data file: canonical JSONL ({"id","text","label"} at least), CSV with id,text,label, or
+    /// Parquet with those columns (see --id-column, --text-column, --label-column).
     #[arg(long)]
     pub data: Option<PathBuf>,
     /// verdict-token, greedy, or mc[:N[:T]] (Monte-Carlo, default N = 32, T = 1).
@@ -58,6 +59,18 @@ pub struct EvalArgs {
     /// Use this decision threshold instead of choosing one.
     #[arg(long)]
     pub threshold: Option<f64>,
+    /// How to choose the threshold on the validation items: best-f1, precision:P (the most
+    /// recall with precision >= P, e.g. precision:0.9) or fpr:F (the most recall flagging at
+    /// most a fraction F of benign items, e.g. fpr:0.05).
+    #[arg(long, default_value = "best-f1")]
+    pub threshold_rule: String,
+    /// Column names of --data for CSV and Parquet files (JSONL uses the canonical fields).
+    #[arg(long, default_value = "id")]
+    pub id_column: String,
+    #[arg(long, default_value = "text")]
+    pub text_column: String,
+    #[arg(long, default_value = "label")]
+    pub label_column: String,
     /// Prompt variant for reasoning modes: standard or reflection.
     #[arg(long, default_value = "standard")]
     pub variant: String,
@@ -194,7 +207,12 @@ pub fn run(a: EvalArgs) -> Result<()> {
     let data_path = a.data.as_ref().context("--data is required")?;
     let policy = Policy::load(policy_path)?;
     let mode: ScoringMode = a.scoring.parse()?;
-    let records = crate::data::read_records(data_path, a.skip_bad_rows)?;
+    let cols = crate::data::Columns {
+        id: a.id_column.clone(),
+        text: a.text_column.clone(),
+        label: a.label_column.clone(),
+    };
+    let records = crate::data::read_records_with(data_path, a.skip_bad_rows, &cols)?;
     if records.is_empty() {
         bail!("{}: no records", data_path.display());
     }
@@ -261,6 +279,7 @@ pub fn run(a: EvalArgs) -> Result<()> {
     let secs = t0.elapsed().as_secs_f64();
     let opts = EvalOptions {
         threshold: a.threshold,
+        rule: a.threshold_rule.parse().map_err(anyhow::Error::msg)?,
         bootstrap: a.bootstrap,
         seed: a.seed,
     };
@@ -312,6 +331,7 @@ fn from_scores(a: &EvalArgs, dir: &std::path::Path) -> Result<()> {
     };
     let opts = EvalOptions {
         threshold: a.threshold,
+        rule: a.threshold_rule.parse().map_err(anyhow::Error::msg)?,
         bootstrap: a.bootstrap,
         seed: a.seed,
     };

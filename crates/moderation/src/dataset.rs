@@ -128,11 +128,17 @@ pub struct RowError {
     pub field: Option<String>,
     /// What is wrong.
     pub message: String,
+    /// `line` is a 1-based row of a Parquet file, not a line of text.
+    pub parquet_row: bool,
 }
 
 impl fmt::Display for RowError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}:{}: ", self.file.display(), self.line)?;
+        if self.parquet_row {
+            write!(f, "{}: row {}: ", self.file.display(), self.line)?;
+        } else {
+            write!(f, "{}:{}: ", self.file.display(), self.line)?;
+        }
         if let Some(field) = &self.field {
             write!(f, "field \"{field}\": ")?;
         }
@@ -173,6 +179,7 @@ fn row_err(file: &Path, line: usize, field: Option<&str>, message: impl Into<Str
         line,
         field: field.map(str::to_string),
         message: message.into(),
+        parquet_row: false,
     }
 }
 
@@ -220,6 +227,8 @@ struct Collector<'a> {
     options: &'a ReadOptions,
     outcome: ReadOutcome,
     seen: HashMap<String, usize>,
+    /// Rows of a Parquet file, not lines.
+    parquet: bool,
 }
 
 impl<'a> Collector<'a> {
@@ -228,6 +237,7 @@ impl<'a> Collector<'a> {
             options,
             outcome: ReadOutcome::default(),
             seen: HashMap::new(),
+            parquet: false,
         }
     }
 
@@ -237,13 +247,20 @@ impl<'a> Collector<'a> {
         line: usize,
         row: Result<Record, RowError>,
     ) -> Result<(), DataError> {
+        let unit = if self.parquet { "row" } else { "line" };
         let row = row.and_then(|record| match self.seen.get(&record.id) {
-            Some(first) => Err(row_err(
-                file,
-                line,
-                Some("id"),
-                format!("duplicate id {:?} (first seen on line {first})", record.id),
-            )),
+            Some(first) => Err(RowError {
+                parquet_row: self.parquet,
+                ..row_err(
+                    file,
+                    line,
+                    Some("id"),
+                    format!(
+                        "duplicate id {:?} (first seen on {unit} {first})",
+                        record.id
+                    ),
+                )
+            }),
             None => Ok(record),
         });
         match row {
@@ -293,10 +310,58 @@ fn json_repr(v: &Value) -> String {
     }
 }
 
+/// Reads canonical records from a Parquet file, a batch at a time: the columns are the JSONL fields
+/// (`id`, `text`, `label` required; `categories`, `slices` as lists of strings, ...), or renamed
+/// with `columns` (file column -> canonical field). Errors name the file and the 1-based row.
+pub fn read_parquet(
+    path: impl AsRef<Path>,
+    options: &ReadOptions,
+    columns: &[(&str, &str)],
+) -> Result<ReadOutcome, DataError> {
+    let path = path.as_ref();
+    let mut collector = Collector::new(options);
+    collector.parquet = true;
+    let required: Vec<&str> = ["id", "text", "label"]
+        .iter()
+        .map(|f| {
+            columns
+                .iter()
+                .find(|(_, to)| to == f)
+                .map_or(*f, |(from, _)| *from)
+        })
+        .collect();
+    let mut failed: Option<DataError> = None;
+    let r = crate::parquet_io::read_json_rows(path, &required, |row, mut obj| {
+        for (from, to) in columns {
+            if let Some(v) = obj.remove(*from) {
+                obj.insert(to.to_string(), v);
+            }
+        }
+        let rec = record_from_value(path, row, &Value::Object(obj)).map_err(|mut e| {
+            e.parquet_row = true;
+            e
+        });
+        if let Err(e) = collector.push(path, row, rec) {
+            failed = Some(e);
+            anyhow::bail!("stop");
+        }
+        Ok(())
+    });
+    if let Some(e) = failed {
+        return Err(e);
+    }
+    r.map_err(|e| DataError::Invalid(format!("{e:#}")))?;
+    Ok(collector.outcome)
+}
+
 fn parse_jsonl_row(file: &Path, line: usize, text: &str) -> Result<Record, RowError> {
-    let err = |field: Option<&str>, msg: String| row_err(file, line, field, msg);
     let value: Value = serde_json::from_str(text.trim_start_matches('\u{feff}'))
-        .map_err(|e| err(None, format!("invalid JSON: {e}")))?;
+        .map_err(|e| row_err(file, line, None, format!("invalid JSON: {e}")))?;
+    record_from_value(file, line, &value)
+}
+
+fn record_from_value(file: &Path, line: usize, value: &Value) -> Result<Record, RowError> {
+    let err = |field: Option<&str>, msg: String| row_err(file, line, field, msg);
     let obj = value.as_object().ok_or_else(|| {
         err(
             None,
@@ -1667,6 +1732,48 @@ impl fmt::Display for Stats {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn parquet_records_with_renamed_columns_and_row_errors() {
+        let d = tempfile::tempdir().unwrap();
+        let j = d.path().join("d.jsonl");
+        std::fs::write(
+            &j,
+            "{\"post\": 7, \"body\": \"hello\", \"y\": 1, \"split\": \"test\"}\n\
+             {\"post\": 8, \"body\": \"bad label\", \"y\": 2}\n\
+             {\"post\": 7, \"body\": \"again\", \"y\": 0}\n",
+        )
+        .unwrap();
+        let p = d.path().join("d.parquet");
+        crate::parquet_io::jsonl_to_parquet(&j, &p, &[]).unwrap();
+        let cols = [("post", "id"), ("body", "text"), ("y", "label")];
+        let out = read_parquet(&p, &ReadOptions::skipping(), &cols).unwrap();
+        assert_eq!(out.records.len(), 1);
+        let r = &out.records[0];
+        assert_eq!((r.id.as_str(), r.text.as_str(), r.label), ("7", "hello", 1));
+        assert_eq!(r.split, Some(Split::Test));
+        assert_eq!(out.skipped, 2);
+        let e0 = out.errors[0].to_string();
+        assert!(
+            e0.contains("d.parquet: row 2: field \"label\": expected 0 or 1"),
+            "{e0}"
+        );
+        let e1 = out.errors[1].to_string();
+        assert!(
+            e1.contains("row 3") && e1.contains("first seen on row 1"),
+            "{e1}"
+        );
+        // Without skipping, the first bad row stops the read with that error.
+        let e = read_parquet(&p, &ReadOptions::default(), &cols)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("d.parquet: row 2"), "{e}");
+        // The canonical names are required when not renamed.
+        let e = read_parquet(&p, &ReadOptions::default(), &[])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("field \"id\": missing"), "{e}");
+    }
     use super::*;
 
     fn data_dir() -> PathBuf {

@@ -366,11 +366,80 @@ impl ScoresWriter {
     }
 }
 
+/// How [`evaluate`] chooses the decision threshold on the validation rows (or, without usable
+/// ones, on the test rows).
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub enum ThresholdRule {
+    /// The threshold of the best F1.
+    #[default]
+    BestF1,
+    /// The lowest threshold whose precision is at least this (the most recall at that
+    /// precision): "of what we flag, at most 1 - p is wrong".
+    Precision(f64),
+    /// The lowest threshold whose false-positive rate is at most this: "flag at most this
+    /// fraction of benign items".
+    Fpr(f64),
+}
+
+impl std::str::FromStr for ThresholdRule {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        let target = |v: &str| -> Result<f64, String> {
+            match v.parse::<f64>() {
+                Ok(x) if (0.0..=1.0).contains(&x) => Ok(x),
+                _ => Err(format!(
+                    "threshold rule {s:?}: the target must be a number in [0, 1]"
+                )),
+            }
+        };
+        match s.split_once(':') {
+            None if s == "best-f1" => Ok(ThresholdRule::BestF1),
+            Some(("precision", v)) => Ok(ThresholdRule::Precision(target(v)?)),
+            Some(("fpr", v)) => Ok(ThresholdRule::Fpr(target(v)?)),
+            _ => Err(format!(
+                "unknown threshold rule {s:?} (expected best-f1, precision:P or fpr:F, e.g. precision:0.9)"
+            )),
+        }
+    }
+}
+
+impl std::fmt::Display for ThresholdRule {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ThresholdRule::BestF1 => f.write_str("best-f1"),
+            ThresholdRule::Precision(p) => write!(f, "precision:{p}"),
+            ThresholdRule::Fpr(x) => write!(f, "fpr:{x}"),
+        }
+    }
+}
+
+impl ThresholdRule {
+    /// The threshold this rule picks on `scores` / `labels`; `None` when the rule is undefined
+    /// there (no positive; for `Fpr`, no negative). When no threshold reaches a precision or FPR
+    /// target, 1.0 + 1e-9: nothing is flagged.
+    pub fn choose(&self, scores: &[f64], labels: &[u8]) -> Option<f64> {
+        const NOTHING: f64 = 1.0 + 1e-9;
+        match *self {
+            ThresholdRule::BestF1 => metrics::best_f1_threshold(scores, labels)
+                .ok()
+                .map(|m| m.threshold),
+            ThresholdRule::Precision(p) => metrics::recall_at_precision(scores, labels, p)
+                .ok()
+                .map(|o| o.threshold.unwrap_or(NOTHING)),
+            ThresholdRule::Fpr(x) => metrics::recall_at_fpr(scores, labels, x)
+                .ok()
+                .map(|o| o.threshold.unwrap_or(NOTHING)),
+        }
+    }
+}
+
 /// Options of [`evaluate`].
 #[derive(Debug, Clone, PartialEq)]
 pub struct EvalOptions {
-    /// Use this threshold instead of choosing the best-F1 one.
+    /// Use this threshold instead of choosing one with `rule`.
     pub threshold: Option<f64>,
+    /// How to choose the threshold (default: best F1).
+    pub rule: ThresholdRule,
     /// Bootstrap resamples for the intervals (0 = no intervals).
     pub bootstrap: usize,
     /// Seed of the bootstrap.
@@ -381,6 +450,7 @@ impl Default for EvalOptions {
     fn default() -> Self {
         EvalOptions {
             threshold: None,
+            rule: ThresholdRule::BestF1,
             bootstrap: 1000,
             seed: 0,
         }
@@ -523,6 +593,10 @@ pub struct EvalMetrics {
     pub threshold: Option<f64>,
     /// Where the threshold came from.
     pub threshold_source: Option<ThresholdSource>,
+    /// How it was chosen (`best-f1`, `precision:P`, `fpr:F`; absent in files written before the
+    /// rule was a setting, which all used best F1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub threshold_rule: Option<String>,
     /// F1 at the threshold.
     pub f1: Option<f64>,
     /// F1 of flagging every item (`2p / (1 + p)` at prevalence `p`): the floor an F1 at a
@@ -677,8 +751,8 @@ fn has_both_classes(labels: &[u8]) -> bool {
     labels.contains(&0) && labels.contains(&1)
 }
 
-/// Chooses the threshold: fixed if given, else best F1 on `val` (when it has both classes), else
-/// best F1 on the test rows (when they have a positive).
+/// Chooses the threshold: fixed if given, else by `opts.rule` on `val` (when it has both
+/// classes), else by the rule on the test rows (when it is defined there).
 fn choose_threshold(
     test: (&[f64], &[u8]),
     val: Option<&[ScoredRow]>,
@@ -694,14 +768,14 @@ fn choose_threshold(
             .map(|r| (r.score, r.label))
             .unzip();
         if has_both_classes(&l) {
-            if let Ok(best) = metrics::best_f1_threshold(&s, &l) {
-                return Some((best.threshold, ThresholdSource::Val));
+            if let Some(t) = opts.rule.choose(&s, &l) {
+                return Some((t, ThresholdSource::Val));
             }
         }
     }
-    metrics::best_f1_threshold(test.0, test.1)
-        .ok()
-        .map(|best| (best.threshold, ThresholdSource::Test))
+    opts.rule
+        .choose(test.0, test.1)
+        .map(|t| (t, ThresholdSource::Test))
 }
 
 /// Computes all metrics of the `test` rows; the threshold is chosen on `val` when given (see
@@ -852,6 +926,9 @@ pub fn evaluate(test: &[ScoredRow], val: Option<&[ScoredRow]>, opts: &EvalOption
         roc_auc,
         threshold,
         threshold_source: chosen.map(|c| c.1),
+        threshold_rule: chosen
+            .filter(|c| c.1 != ThresholdSource::Fixed)
+            .map(|_| opts.rule.to_string()),
         f1: at.map(|m| m.f1),
         f1_flag_all: (n_pos > 0).then(|| 2.0 * n_pos as f64 / (n + n_pos) as f64),
         false_flag_rate: confusion
@@ -890,6 +967,57 @@ pub fn evaluate(test: &[ScoredRow], val: Option<&[ScoredRow]>, opts: &EvalOption
 
 #[cfg(test)]
 pub(crate) mod tests {
+
+    #[test]
+    fn threshold_rules_parse_and_pick_the_operating_point_on_validation() {
+        assert_eq!(
+            "best-f1".parse::<ThresholdRule>(),
+            Ok(ThresholdRule::BestF1)
+        );
+        assert_eq!("precision:0.9".parse(), Ok(ThresholdRule::Precision(0.9)));
+        assert_eq!("fpr:0.05".parse(), Ok(ThresholdRule::Fpr(0.05)));
+        assert!("precision:1.5"
+            .parse::<ThresholdRule>()
+            .unwrap_err()
+            .contains("[0, 1]"));
+        assert!("recall:0.9"
+            .parse::<ThresholdRule>()
+            .unwrap_err()
+            .contains("unknown threshold rule"));
+        assert_eq!(ThresholdRule::Fpr(0.05).to_string(), "fpr:0.05");
+        // Validation: positives at 0.9, 0.8, 0.6, 0.3; negatives at 0.7, 0.5, 0.2, 0.1.
+        let s = [0.9, 0.8, 0.7, 0.6, 0.5, 0.3, 0.2, 0.1];
+        let l = [1, 1, 0, 1, 0, 1, 0, 0];
+        // Precision >= 0.75: at 0.6 (3 of 4 flagged are positive), the most recall there.
+        assert_eq!(ThresholdRule::Precision(0.75).choose(&s, &l), Some(0.6));
+        assert_eq!(ThresholdRule::Precision(1.0).choose(&s, &l), Some(0.8));
+        // FPR <= 0.25: one negative of four may be flagged: down to 0.6.
+        assert_eq!(ThresholdRule::Fpr(0.25).choose(&s, &l), Some(0.6));
+        assert_eq!(ThresholdRule::Fpr(0.0).choose(&s, &l), Some(0.8));
+        // A target nothing reaches flags nothing.
+        let l2 = [0, 1, 0, 1, 0, 1, 0, 0];
+        assert!(ThresholdRule::Precision(1.0).choose(&s, &l2).unwrap() > 1.0);
+        let l3 = [0, 0, 0, 0, 0, 0, 0, 1];
+        assert!(ThresholdRule::Precision(0.9).choose(&s, &l3).unwrap() > 1.0);
+        // evaluate() applies the rule on validation and records it.
+        let rows = |l: &[u8]| -> Vec<ScoredRow> {
+            s.iter()
+                .zip(l)
+                .enumerate()
+                .map(|(i, (&x, &y))| ScoredRow::new(format!("r{i}"), y, x))
+                .collect()
+        };
+        let val = rows(&l);
+        let opts = EvalOptions {
+            rule: ThresholdRule::Fpr(0.0),
+            bootstrap: 0,
+            ..EvalOptions::default()
+        };
+        let m = evaluate(&rows(&l), Some(&val), &opts);
+        assert_eq!(m.threshold, Some(0.8));
+        assert_eq!(m.threshold_source, Some(ThresholdSource::Val));
+        assert_eq!(m.threshold_rule.as_deref(), Some("fpr:0"));
+    }
     use super::*;
     use crate::metrics::{
         at_threshold, average_precision, best_f1_threshold, bootstrap_f1, bootstrap_pr_auc,
@@ -985,6 +1113,7 @@ pub(crate) mod tests {
             bootstrap: 200,
             seed: 9,
             threshold: None,
+            rule: ThresholdRule::BestF1,
         };
         let m = evaluate(&rows, None, &opts);
         assert_eq!(m.n, 600);

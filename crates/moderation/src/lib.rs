@@ -5,6 +5,7 @@
 //! * [`policy`] — versioned, diffable TOML policies and their rendering into prompt text;
 //! * [`dataset`] — the canonical [`dataset::Record`], JSONL/CSV readers and writers, importers for
 //!   the raw public datasets, deterministic stratified splits and dataset statistics;
+//! * [`parquet_io`] — Parquet in and out with bounded memory (columns streamed a batch at a time);
 //! * [`verdict`] — the model output contract and a tolerant, never-panicking parser for it;
 //! * [`prompt`] — chat messages for a policy and a piece of content, with a byte-identical shared
 //!   prefix;
@@ -18,6 +19,7 @@ pub mod dataset;
 pub mod eval;
 pub mod metrics;
 pub mod paired;
+pub mod parquet_io;
 pub mod policy;
 pub mod prompt;
 pub mod report;

@@ -1,16 +1,24 @@
-//! `modrl classify`: classify a JSONL or CSV file under a policy, resumably.
+//! `modrl classify`: classify a JSONL, CSV or Parquet file under a policy, resumably.
 //!
 //! * Input: JSONL (one object per line with `id` — a string or an integer — and `text`; other
-//!   fields, `label` included, are ignored) or CSV with a header naming `id` and `text` columns.
+//!   fields, `label` included, are ignored), CSV with a header naming `id` and `text` columns, or
+//!   Parquet (`.parquet`) with `id` (string or integer) and `text` (string) columns. The column
+//!   names are settings (`--id-column`, `--text-column`). JSONL and CSV inputs are read into
+//!   memory; Parquet is streamed a batch at a time (one pass for the ids, one for the texts), so
+//!   memory holds the ids, never all the texts. In Parquet, "line" means the 1-based row.
 //!   Bad rows (invalid JSON, a missing or empty `id` / `text`, an id seen before, a line break in
 //!   an id, a ragged CSV row, too long for the model) are not fatal: they are reported with their
 //!   line numbers and written to a rejects file (`{"line", "error", "raw"}` per line, rewritten on
 //!   every run).
-//! * Output (format by extension: `.csv`, else JSONL): `id`, `label` (predicted 0/1 at the
-//!   threshold), `score` (P(violating)), `category` (the predicted category, `none` when not
-//!   violating). Each result is written as one line and flushed as soon as its batch finishes
+//! * Output (format by extension: `.csv`, `.parquet`, else JSONL): `id`, `label` (predicted 0/1
+//!   at the threshold), `score` (P(violating)), `category` (the predicted category, `none` when
+//!   not violating). Each result is written as one line and flushed as soon as its batch finishes
 //!   (and the file synced after each batch). A re-run skips the ids already in the output; a last
 //!   line without its newline (a write cut short by a crash) is dropped and redone.
+//!   Parquet cannot be appended to line by line: results go to the journal `OUT.partial.jsonl`
+//!   (as above), and when every row is done the journal becomes `OUT` (written beside it, then
+//!   renamed) and is removed. A re-run with an `OUT` already there first copies its rows into a
+//!   new journal, so new input ids are added to it; while a journal exists it holds every row.
 
 use std::collections::{HashMap, HashSet};
 use std::fs::{File, OpenOptions};
@@ -19,12 +27,11 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 use modrl_model::{Model, Tokenizer};
-use modrl_moderation::prompt::Variant;
-use modrl_moderation::score::ScoringMode;
+use modrl_moderation::parquet_io;
 use modrl_moderation::Policy;
 use serde_json::{json, Value};
 
-use crate::classifier::PolicyPrompts;
+use crate::text_classifier::{ClassifierOptions, TextClassifier};
 
 /// One row to classify.
 #[derive(Debug, Clone, PartialEq)]
@@ -49,15 +56,24 @@ pub struct Reject {
 pub enum OutFormat {
     Jsonl,
     Csv,
+    Parquet,
 }
 
 impl OutFormat {
     pub fn of(path: &Path) -> OutFormat {
         match path.extension().and_then(|e| e.to_str()) {
             Some(e) if e.eq_ignore_ascii_case("csv") => OutFormat::Csv,
+            Some(e) if e.eq_ignore_ascii_case("parquet") => OutFormat::Parquet,
             _ => OutFormat::Jsonl,
         }
     }
+}
+
+/// The journal of a Parquet output (see the module docs).
+pub fn journal_path(out: &Path) -> PathBuf {
+    let mut s = out.as_os_str().to_owned();
+    s.push(".partial.jsonl");
+    PathBuf::from(s)
 }
 
 const CSV_HEADER: &str = "id,label,score,category";
@@ -66,11 +82,11 @@ fn is_csv(path: &Path) -> bool {
     OutFormat::of(path) == OutFormat::Csv
 }
 
-fn check_id(id: &str) -> Option<&'static str> {
+fn check_id(id: &str, id_col: &str) -> Option<String> {
     if id.trim().is_empty() {
-        Some("`id` is empty")
+        Some(format!("`{id_col}` is empty"))
     } else if id.contains('\n') || id.contains('\r') {
-        Some("`id` contains a line break")
+        Some(format!("`{id_col}` contains a line break"))
     } else {
         None
     }
@@ -78,7 +94,11 @@ fn check_id(id: &str) -> Option<&'static str> {
 
 /// Read the rows of a JSONL or CSV file; bad rows come back as rejects. Only a file that cannot
 /// be read at all (or a CSV without `id` / `text` columns) is an error.
-pub fn read_inputs(path: &Path) -> Result<(Vec<InputRow>, Vec<Reject>)> {
+pub fn read_inputs(
+    path: &Path,
+    id_col: &str,
+    text_col: &str,
+) -> Result<(Vec<InputRow>, Vec<Reject>)> {
     let mut rows = vec![];
     let mut rejects = vec![];
     if is_csv(path) {
@@ -97,9 +117,9 @@ pub fn read_inputs(path: &Path) -> Result<(Vec<InputRow>, Vec<Reject>)> {
                     .eq_ignore_ascii_case(name)
             })
         };
-        let (Some(id_col), Some(text_col)) = (col("id"), col("text")) else {
+        let (Some(id_i), Some(text_i)) = (col(id_col), col(text_col)) else {
             bail!(
-                "{}:1: the CSV header needs `id` and `text` columns (found: {})",
+                "{}:1: the CSV header needs `{id_col}` and `{text_col}` columns (found: {})",
                 path.display(),
                 headers.iter().collect::<Vec<_>>().join(", ")
             );
@@ -127,18 +147,18 @@ pub fn read_inputs(path: &Path) -> Result<(Vec<InputRow>, Vec<Reject>)> {
                         });
                         continue;
                     }
-                    let id = rec[id_col].to_string();
-                    let text = rec[text_col].to_string();
-                    if let Some(e) = check_id(&id) {
+                    let id = rec[id_i].to_string();
+                    let text = rec[text_i].to_string();
+                    if let Some(e) = check_id(&id, id_col) {
                         rejects.push(Reject {
                             line,
-                            error: e.into(),
+                            error: e,
                             raw,
                         });
                     } else if text.trim().is_empty() {
                         rejects.push(Reject {
                             line,
-                            error: "`text` is empty".into(),
+                            error: format!("`{text_col}` is empty"),
                             raw,
                         });
                     } else {
@@ -201,13 +221,13 @@ pub fn read_inputs(path: &Path) -> Result<(Vec<InputRow>, Vec<Reject>)> {
                 });
                 continue;
             };
-            let id = match obj.get("id") {
+            let id = match obj.get(id_col) {
                 Some(Value::String(s)) => s.clone(),
                 Some(Value::Number(n)) if n.is_i64() || n.is_u64() => n.to_string(),
                 Some(_) => {
                     rejects.push(Reject {
                         line,
-                        error: "`id` must be a string or an integer".into(),
+                        error: format!("`{id_col}` must be a string or an integer"),
                         raw,
                     });
                     continue;
@@ -215,18 +235,18 @@ pub fn read_inputs(path: &Path) -> Result<(Vec<InputRow>, Vec<Reject>)> {
                 None => {
                     rejects.push(Reject {
                         line,
-                        error: "missing `id`".into(),
+                        error: format!("missing `{id_col}`"),
                         raw,
                     });
                     continue;
                 }
             };
-            let text = match obj.get("text") {
+            let text = match obj.get(text_col) {
                 Some(Value::String(s)) => s.clone(),
                 Some(_) => {
                     rejects.push(Reject {
                         line,
-                        error: "`text` must be a string".into(),
+                        error: format!("`{text_col}` must be a string"),
                         raw,
                     });
                     continue;
@@ -234,22 +254,22 @@ pub fn read_inputs(path: &Path) -> Result<(Vec<InputRow>, Vec<Reject>)> {
                 None => {
                     rejects.push(Reject {
                         line,
-                        error: "missing `text`".into(),
+                        error: format!("missing `{text_col}`"),
                         raw,
                     });
                     continue;
                 }
             };
-            if let Some(e) = check_id(&id) {
+            if let Some(e) = check_id(&id, id_col) {
                 rejects.push(Reject {
                     line,
-                    error: e.into(),
+                    error: e,
                     raw,
                 });
             } else if text.trim().is_empty() {
                 rejects.push(Reject {
                     line,
-                    error: "`text` is empty".into(),
+                    error: format!("`{text_col}` is empty"),
                     raw,
                 });
             } else {
@@ -280,14 +300,84 @@ pub fn read_inputs(path: &Path) -> Result<(Vec<InputRow>, Vec<Reject>)> {
 /// Write the rejects file (replacing an earlier one).
 pub fn write_rejects(path: &Path, input: &Path, rejects: &[Reject]) -> Result<()> {
     let mut out = String::new();
+    let at = if parquet_io::is_parquet(input) {
+        "row"
+    } else {
+        "line"
+    };
     for r in rejects {
         out.push_str(
-            &json!({"file": input.display().to_string(), "line": r.line, "error": r.error, "raw": r.raw})
+            &json!({"file": input.display().to_string(), at: r.line, "error": r.error, "raw": r.raw})
                 .to_string(),
         );
         out.push('\n');
     }
     std::fs::write(path, out).with_context(|| format!("{}: cannot write", path.display()))
+}
+
+/// What the first pass over a Parquet input found.
+struct ParquetScan {
+    rejects: Vec<Reject>,
+    /// Good rows (valid, first of their id).
+    total_rows: usize,
+    /// 1-based rows the second pass skips: rejected, or already in the output.
+    skip: HashSet<usize>,
+    already_done: usize,
+}
+
+/// First pass over a Parquet input: check every row's id and text, keeping only the ids.
+fn scan_parquet(
+    path: &Path,
+    id_col: &str,
+    text_col: &str,
+    done: &HashSet<String>,
+) -> Result<ParquetScan> {
+    let mut scan = ParquetScan {
+        rejects: vec![],
+        total_rows: 0,
+        skip: HashSet::new(),
+        already_done: 0,
+    };
+    let mut first: HashMap<String, usize> = HashMap::new();
+    parquet_io::read_text_columns(path, &[id_col, text_col], |start, cols| {
+        for (i, (id, text)) in cols[0].iter().zip(&cols[1]).enumerate() {
+            let row = start + i + 1;
+            let raw = || json!({"id": id, "text": text}).to_string();
+            let error = match (id, text) {
+                (None, _) => Some(format!("`{id_col}` is null")),
+                (_, None) => Some(format!("`{text_col}` is null")),
+                (Some(id), Some(text)) => check_id(id, id_col)
+                    .or_else(|| {
+                        text.trim()
+                            .is_empty()
+                            .then(|| format!("`{text_col}` is empty"))
+                    })
+                    .or_else(|| {
+                        first
+                            .get(id)
+                            .map(|l| format!("duplicate id {id:?} (first on row {l})"))
+                    }),
+            };
+            if let Some(error) = error {
+                scan.rejects.push(Reject {
+                    line: row,
+                    error,
+                    raw: raw(),
+                });
+                scan.skip.insert(row);
+                continue;
+            }
+            let id = id.clone().expect("checked");
+            scan.total_rows += 1;
+            if done.contains(&id) {
+                scan.already_done += 1;
+                scan.skip.insert(row);
+            }
+            first.insert(id, row);
+        }
+        Ok(())
+    })?;
+    Ok(scan)
 }
 
 /// One classification result.
@@ -301,16 +391,63 @@ pub struct ResultRow {
 
 /// Appends results, one flushed line each.
 pub struct ResultsWriter {
+    /// The file written to (for a Parquet output, its journal).
     path: PathBuf,
     file: File,
     format: OutFormat,
+    /// The Parquet file [`Self::finish`] writes from the journal.
+    parquet: Option<PathBuf>,
+}
+
+const RESULT_COLUMNS: [&str; 4] = ["id", "label", "score", "category"];
+
+fn result_json(r: &ResultRow) -> Value {
+    json!({"id": r.id, "label": r.label, "score": r.score, "category": r.category})
 }
 
 impl ResultsWriter {
     /// Open (creating if needed) a results file; returns the writer and the ids already in it. A
     /// final line without its newline is cut off (it was being written when a run stopped).
-    /// Any other unreadable line is an error naming the file and line.
+    /// Any other unreadable line is an error naming the file and line. A Parquet output is
+    /// written through its journal (see the module docs).
     pub fn open(path: &Path) -> Result<(ResultsWriter, HashSet<String>)> {
+        if OutFormat::of(path) != OutFormat::Parquet {
+            return Self::open_lines(path);
+        }
+        let journal = journal_path(path);
+        if !journal.exists() && path.exists() {
+            // Start the journal from the finished output: the journal then holds every row.
+            let tmp = journal.with_extension("tmp");
+            let mut out = String::new();
+            parquet_io::read_json_rows(path, &["id"], |row, obj| {
+                let r = result_from_json(&Value::Object(obj))
+                    .with_context(|| format!("{}: row {row}", path.display()))?;
+                out.push_str(&result_json(&r).to_string());
+                out.push('\n');
+                Ok(())
+            })?;
+            std::fs::write(&tmp, out)
+                .and_then(|_| std::fs::rename(&tmp, &journal))
+                .with_context(|| format!("{}: cannot write", journal.display()))?;
+        }
+        let (mut w, done) = Self::open_lines(&journal)?;
+        w.parquet = Some(path.to_path_buf());
+        Ok((w, done))
+    }
+
+    /// Write the Parquet output from the journal and remove the journal (nothing to do for
+    /// JSONL and CSV outputs).
+    pub fn finish(self) -> Result<()> {
+        let Some(out) = &self.parquet else {
+            return Ok(());
+        };
+        self.sync()?;
+        parquet_io::jsonl_to_parquet(&self.path, out, &RESULT_COLUMNS)?;
+        std::fs::remove_file(&self.path)
+            .with_context(|| format!("{}: cannot remove", self.path.display()))
+    }
+
+    fn open_lines(path: &Path) -> Result<(ResultsWriter, HashSet<String>)> {
         let format = OutFormat::of(path);
         if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
             std::fs::create_dir_all(parent)
@@ -386,13 +523,14 @@ impl ResultsWriter {
                     add(id.to_string(), line)?;
                 }
             }
-            OutFormat::Csv => {}
+            OutFormat::Csv | OutFormat::Parquet => {}
         }
         file.seek(SeekFrom::End(0))?;
         let mut w = ResultsWriter {
             path: path.to_path_buf(),
             file,
             format,
+            parquet: None,
         };
         if needs_header {
             // An empty (or whitespace-only) file: start it over with the header.
@@ -415,10 +553,7 @@ impl ResultsWriter {
     /// Append one result as one line and flush it.
     pub fn append(&mut self, r: &ResultRow) -> Result<()> {
         let line = match self.format {
-            OutFormat::Jsonl => {
-                json!({"id": r.id, "label": r.label, "score": r.score, "category": r.category})
-                    .to_string()
-            }
+            OutFormat::Jsonl | OutFormat::Parquet => result_json(r).to_string(),
             OutFormat::Csv => {
                 let mut w = csv::WriterBuilder::new()
                     .terminator(csv::Terminator::Any(b'\n'))
@@ -445,10 +580,27 @@ impl ResultsWriter {
     }
 }
 
-/// Read every result of a results file (JSONL or CSV), for checks and tests.
+fn result_from_json(v: &Value) -> Result<ResultRow> {
+    Ok(ResultRow {
+        id: v["id"].as_str().context("no string `id`")?.to_string(),
+        label: v["label"].as_u64().context("no integer `label`")? as u8,
+        score: v["score"].as_f64().context("no number `score`")?,
+        category: v["category"].as_str().unwrap_or("none").to_string(),
+    })
+}
+
+/// Read every result of a results file (JSONL, CSV or Parquet), for checks and tests.
 pub fn read_results(path: &Path) -> Result<Vec<ResultRow>> {
     let mut out = vec![];
-    if is_csv(path) {
+    if OutFormat::of(path) == OutFormat::Parquet {
+        parquet_io::read_json_rows(path, &["id"], |row, obj| {
+            out.push(
+                result_from_json(&Value::Object(obj))
+                    .with_context(|| format!("{}: row {row}", path.display()))?,
+            );
+            Ok(())
+        })?;
+    } else if is_csv(path) {
         let mut rd = csv::Reader::from_path(path)?;
         for rec in rd.records() {
             let rec = rec?;
@@ -484,17 +636,28 @@ pub struct ClassifyOptions {
     pub out: PathBuf,
     /// Default: `OUT.rejects.jsonl`.
     pub rejects: Option<PathBuf>,
-    pub mode: ScoringMode,
-    pub threshold: f64,
-    pub max_new_tokens: usize,
-    /// Most sequences per forward pass / decode.
-    pub batch_rows: usize,
-    pub seed: u64,
-    pub reasoning_variant: Variant,
-    pub no_system_role: bool,
+    /// Input column (JSONL key, CSV header, Parquet column) of the ids.
+    pub id_column: String,
+    /// Input column of the texts.
+    pub text_column: String,
+    /// Scoring mode, threshold, batch size, ...
+    pub classifier: ClassifierOptions,
 }
 
 impl ClassifyOptions {
+    /// Options with the defaults of `modrl classify` (columns `id` and `text`, verdict-token
+    /// scoring, threshold 0.5).
+    pub fn new(input: impl Into<PathBuf>, out: impl Into<PathBuf>) -> ClassifyOptions {
+        ClassifyOptions {
+            input: input.into(),
+            out: out.into(),
+            rejects: None,
+            id_column: "id".into(),
+            text_column: "text".into(),
+            classifier: ClassifierOptions::default(),
+        }
+    }
+
     pub fn rejects_path(&self) -> PathBuf {
         self.rejects.clone().unwrap_or_else(|| {
             let mut s = self.out.clone().into_os_string();
@@ -504,32 +667,56 @@ impl ClassifyOptions {
     }
 }
 
+/// The rows still to classify.
+enum Todo {
+    /// JSONL and CSV inputs: read into memory, in file order.
+    Rows(Vec<InputRow>),
+    /// Parquet inputs: streamed again from the file, skipping these 1-based rows.
+    Parquet { skip: HashSet<usize> },
+}
+
 /// A run after reading the input and the existing output, before any model work.
 pub struct Prepared {
     pub opts: ClassifyOptions,
     pub writer: ResultsWriter,
-    /// Rows still to classify, in file order.
-    pub todo: Vec<InputRow>,
+    todo: Todo,
+    /// Rows still to classify.
+    pub todo_count: usize,
     pub rejects: Vec<Reject>,
     pub already_done: usize,
     pub total_rows: usize,
 }
 
-/// Read the input, write the rejects file and open the output.
+/// Read the input (a first pass only, for Parquet), write the rejects file and open the output.
 pub fn prepare(opts: ClassifyOptions) -> Result<Prepared> {
-    if !(0.0..=1.0).contains(&opts.threshold) {
+    if !(0.0..=1.0).contains(&opts.classifier.threshold) {
         bail!("--threshold must be in [0, 1]");
     }
-    let (rows, rejects) = read_inputs(&opts.input)?;
-    write_rejects(&opts.rejects_path(), &opts.input, &rejects)?;
     let (writer, done) = ResultsWriter::open(&opts.out)?;
-    let total_rows = rows.len();
-    let todo: Vec<InputRow> = rows.into_iter().filter(|r| !done.contains(&r.id)).collect();
-    let already_done = total_rows - todo.len();
+    let (todo, todo_count, rejects, already_done, total_rows) =
+        if parquet_io::is_parquet(&opts.input) {
+            let scan = scan_parquet(&opts.input, &opts.id_column, &opts.text_column, &done)?;
+            let todo_count = scan.total_rows - scan.already_done;
+            (
+                Todo::Parquet { skip: scan.skip },
+                todo_count,
+                scan.rejects,
+                scan.already_done,
+                scan.total_rows,
+            )
+        } else {
+            let (rows, rejects) = read_inputs(&opts.input, &opts.id_column, &opts.text_column)?;
+            let total_rows = rows.len();
+            let todo: Vec<InputRow> = rows.into_iter().filter(|r| !done.contains(&r.id)).collect();
+            let n = todo.len();
+            (Todo::Rows(todo), n, rejects, total_rows - n, total_rows)
+        };
+    write_rejects(&opts.rejects_path(), &opts.input, &rejects)?;
     Ok(Prepared {
         opts,
         writer,
         todo,
+        todo_count,
         rejects,
         already_done,
         total_rows,
@@ -546,91 +733,121 @@ pub struct Summary {
     pub flagged: usize,
 }
 
+/// Classify one batch of rows and append the results; returns how many were flagged.
+fn classify_batch(
+    clf: &TextClassifier,
+    model: &Model,
+    tok: &Tokenizer,
+    rows: &[InputRow],
+    writer: &mut ResultsWriter,
+) -> Result<usize> {
+    let texts: Vec<&str> = rows.iter().map(|r| r.text.as_str()).collect();
+    let res = clf.classify(model, tok, &texts)?;
+    let flagged = res.iter().filter(|c| c.label == 1).count();
+    for (r, c) in rows.iter().zip(res) {
+        writer.append(&ResultRow {
+            id: r.id.clone(),
+            label: c.label,
+            score: c.score,
+            category: c.category,
+        })?;
+    }
+    writer.sync()?;
+    Ok(flagged)
+}
+
 impl Prepared {
+    /// Write the Parquet output when nothing is left to classify (see [`ResultsWriter::finish`]).
+    pub fn finish(self) -> Result<()> {
+        self.writer.finish()
+    }
+
     /// Classify the remaining rows, appending each batch's results as it finishes; `progress` is
     /// called with the number of rows finished (or rejected as too long) after each batch.
     pub fn run(
-        mut self,
+        self,
         model: &Model,
         tok: &Tokenizer,
         policy: Policy,
         mut progress: impl FnMut(usize),
     ) -> Result<Summary> {
-        let o = self.opts.clone();
-        let pp = PolicyPrompts::new(policy, tok, o.reasoning_variant, o.no_system_role)?;
-        let variant = pp.variant(&o.mode);
-        // Rows that do not fit the model's context are rejected, not truncated.
-        let overhead = pp.prompt_ids(tok, "", variant)?.len() + 8;
-        let extra = match o.mode {
-            ScoringMode::VerdictToken => 16,
-            _ => o.max_new_tokens,
-        };
-        let max_pos = model.config.max_position_embeddings;
-        let mut todo = vec![];
-        let mut too_long = vec![];
-        for r in std::mem::take(&mut self.todo) {
-            let n = tok.encode(&r.text)?.len();
-            if overhead + n + extra > max_pos {
-                too_long.push(Reject {
-                    line: r.line,
-                    error: format!(
-                        "the text has {n} tokens; with the policy prompt and {extra} output tokens it does not fit the model's context of {max_pos}"
-                    ),
-                    raw: json!({"id": r.id, "text": r.text}).to_string(),
-                });
-            } else {
-                todo.push(r);
+        let Prepared {
+            opts: o,
+            mut writer,
+            todo,
+            mut rejects,
+            already_done,
+            ..
+        } = self;
+        let clf = TextClassifier::new(model, tok, policy, o.classifier.clone())?;
+        let per_batch = clf.items_per_batch();
+        let mut pending: Vec<InputRow> = Vec::with_capacity(per_batch);
+        let mut too_long: Vec<Reject> = vec![];
+        let (mut classified, mut flagged) = (0, 0);
+        {
+            // Rows that do not fit the model's context are rejected, not truncated.
+            let mut take = |r: InputRow| -> Result<()> {
+                if let Some(why) = clf.too_long(model, tok, &r.text)? {
+                    too_long.push(Reject {
+                        line: r.line,
+                        error: why,
+                        raw: json!({"id": r.id, "text": r.text}).to_string(),
+                    });
+                    progress(1);
+                    return Ok(());
+                }
+                pending.push(r);
+                if pending.len() == per_batch {
+                    flagged += classify_batch(&clf, model, tok, &pending, &mut writer)?;
+                    classified += pending.len();
+                    progress(pending.len());
+                    pending.clear();
+                }
+                Ok(())
+            };
+            match todo {
+                Todo::Rows(rows) => rows.into_iter().try_for_each(&mut take)?,
+                Todo::Parquet { skip } => parquet_io::read_text_columns(
+                    &o.input,
+                    &[&o.id_column, &o.text_column],
+                    |start, cols| {
+                        for (i, (id, text)) in cols[0].iter().zip(&cols[1]).enumerate() {
+                            let line = start + i + 1;
+                            if skip.contains(&line) {
+                                continue;
+                            }
+                            let (Some(id), Some(text)) = (id, text) else {
+                                bail!(
+                                    "{}: row {line} changed since the first pass",
+                                    o.input.display()
+                                );
+                            };
+                            take(InputRow {
+                                line,
+                                id: id.clone(),
+                                text: text.clone(),
+                            })?;
+                        }
+                        Ok(())
+                    },
+                )?,
             }
+        }
+        if !pending.is_empty() {
+            flagged += classify_batch(&clf, model, tok, &pending, &mut writer)?;
+            classified += pending.len();
+            progress(pending.len());
         }
         if !too_long.is_empty() {
-            progress(too_long.len());
-            self.rejects.extend(too_long);
-            self.rejects.sort_by_key(|r| r.line);
-            write_rejects(&o.rejects_path(), &o.input, &self.rejects)?;
+            rejects.extend(too_long);
+            rejects.sort_by_key(|r| r.line);
+            write_rejects(&o.rejects_path(), &o.input, &rejects)?;
         }
-        let prefix = pp.prefix_cache(model, variant)?;
-        let per_batch = match o.mode {
-            ScoringMode::VerdictToken => (o.batch_rows / pp.rows_per_item()).max(1),
-            ScoringMode::Greedy | ScoringMode::Reasoned => o.batch_rows.max(1),
-            ScoringMode::MonteCarlo { n, .. } => (o.batch_rows / n.max(1)).max(1),
-        };
-        let mut flagged = 0;
-        for chunk in todo.chunks(per_batch) {
-            let prompts: Vec<Vec<u32>> = chunk
-                .iter()
-                .map(|r| pp.prompt_ids(tok, &r.text, variant))
-                .collect::<Result<_>>()?;
-            let scored = pp.score(
-                model,
-                tok,
-                Some(&prefix),
-                &prompts,
-                &o.mode,
-                o.max_new_tokens,
-                o.seed,
-                o.batch_rows.max(1),
-            )?;
-            for (r, s) in chunk.iter().zip(&scored) {
-                let hit = s.score >= o.threshold;
-                flagged += usize::from(hit);
-                self.writer.append(&ResultRow {
-                    id: r.id.clone(),
-                    label: u8::from(hit),
-                    score: s.score,
-                    category: if hit {
-                        s.category.clone().unwrap_or_else(|| "none".into())
-                    } else {
-                        "none".into()
-                    },
-                })?;
-            }
-            self.writer.sync()?;
-            progress(chunk.len());
-        }
+        writer.finish()?;
         Ok(Summary {
-            classified: todo.len(),
-            already_done: self.already_done,
-            rejected: self.rejects.len(),
+            classified,
+            already_done,
+            rejected: rejects.len(),
             flagged,
         })
     }
@@ -657,7 +874,7 @@ mod tests {
              {\"id\": \"e\", \"text\": \"fine\"}",
         )
         .unwrap();
-        let (rows, rej) = read_inputs(&p).unwrap();
+        let (rows, rej) = read_inputs(&p, "id", "text").unwrap();
         let ids: Vec<&str> = rows.iter().map(|r| r.id.as_str()).collect();
         assert_eq!(ids, ["a", "7", "e"]);
         assert_eq!(rows[2].line, 9);
@@ -682,7 +899,7 @@ mod tests {
             "id,text,label\n1,hello,0\n2,\"multi\nline\",1\n3,too,many,fields\n,no id,0\n4,ok,\n",
         )
         .unwrap();
-        let (rows, rej) = read_inputs(&p).unwrap();
+        let (rows, rej) = read_inputs(&p, "id", "text").unwrap();
         assert_eq!(
             rows.iter()
                 .map(|r| (r.id.as_str(), r.line))
@@ -693,7 +910,7 @@ mod tests {
         assert_eq!(rej.iter().map(|r| r.line).collect::<Vec<_>>(), [5, 6]);
         assert!(rej[0].error.contains("expected 3 fields, found 4"));
         std::fs::write(&p, "id,content\n1,x\n").unwrap();
-        let e = format!("{:#}", read_inputs(&p).unwrap_err());
+        let e = format!("{:#}", read_inputs(&p, "id", "text").unwrap_err());
         assert!(e.contains("in.csv:1") && e.contains("`text`"), "{e}");
     }
 

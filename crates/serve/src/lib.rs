@@ -8,7 +8,9 @@
 //! * [`engine`] — the model thread that batches queued requests into forward passes.
 //! * [`classifier`] — verdict-token (with category scores), greedy and Monte-Carlo scoring with
 //!   per-policy prefix caches.
-//! * [`jobs`] — `modrl classify`: resumable batch classification of JSONL / CSV files.
+//! * [`text_classifier`] — classify lists of texts under a policy (`modrl classify` and the Python
+//!   package share it).
+//! * [`jobs`] — `modrl classify`: resumable batch classification of JSONL / CSV / Parquet files.
 
 pub mod api;
 pub mod auth;
@@ -20,7 +22,9 @@ pub mod metrics;
 pub mod model_card;
 pub mod server;
 pub mod state;
+pub mod text_classifier;
 
 pub use classifier::{PolicyPrompts, Scored};
 pub use engine::EngineConfig;
 pub use server::{shutdown_signal, ServeOptions, Server};
+pub use text_classifier::{Classified, ClassifierOptions, TextClassifier};
