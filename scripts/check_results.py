@@ -513,7 +513,8 @@ def rl_vs_sft_rows(ctx, task):
 def rl_vs_sft_pairs(ctx, task, row):
     """(A scores file, committed vs-*.json) of each paired comparison a row folder carries. A row of
     a larger label count ("sft-rl-n3000") is compared with the SFT row of the same count
-    ("sft-n3000", as scripts/rl_vs_sft.sh does) and with the one zero-shot row."""
+    ("sft-n3000", as scripts/rl_vs_sft.sh does) and with the one zero-shot row; vs-sft-nN.json
+    with SFT only at N labels ("sft-nN", or "sft" when N is the unsuffixed first count)."""
     out = []
     suffix = (re.search(r"-n\d+$", os.path.basename(row)) or [""])[0]
     for f in sorted(os.listdir(ctx.path(row))):
@@ -522,6 +523,10 @@ def rl_vs_sft_pairs(ctx, task, row):
             base = m.group(1)
             if suffix and os.path.isdir(ctx.path(os.path.join(task, base + suffix))):
                 base += suffix
+            elif not os.path.isdir(ctx.path(os.path.join(task, base))):
+                # vs-sft-n960.json where 960 is the study's first label count, whose rows carry
+                # no suffix: SFT only at 960 labels is the row "sft".
+                base = re.sub(r"-n\d+$", "", base)
             out.append((os.path.join(task, base, "scores.jsonl"), os.path.join(row, f)))
     return out
 
@@ -631,6 +636,14 @@ def console(pattern):
 
 QS_SECONDS = console(r"quickstart: (\d+) s after setup")
 
+
+def qs_rule(rule, target, key):
+    """`modrl eval --threshold-rule RULE:TARGET` on the quickstart's committed scores: the threshold
+    picked on val_scores.jsonl, `key` measured on scores.jsonl."""
+    src = f"{QS_TR}/scores.jsonl"
+    return Ref(lambda ctx: L.operating_point(ctx.path(src), ctx.path(f"{QS_TR}/val_scores.jsonl"),
+                                             rule, target)[key], src)
+
 QUICKSTART = Page(
     data=[QS, OFF],
     claims=[
@@ -668,6 +681,13 @@ QUICKSTART = Page(
         Claim("flags {:.0f} % of benign tweets\n  and its F1 ({:.3f}) equals flagging everything ({:.3f})",
               pct(ev(QS_TR, "false_flag_rate")), ev(QS_TR, "f1"), ev(QS_TR, "f1_flag_all")),
         Claim("(recall {:.3f} at precision 0.9 on these items)", ev(QS_TR, "recall_at_precision_0.9")),
+        Claim("on the test tweets precision {:.3f}, recall\n  {:.3f}, false-flag rate {:.3f} (from {:.3f}); "
+              "`--threshold-rule fpr:0.1` gives false-flag rate {:.3f}\n  at recall {:.3f}",
+              qs_rule("precision", 0.9, "precision"), qs_rule("precision", 0.9, "recall"),
+              qs_rule("precision", 0.9, "false_flag_rate"), ev(QS_TR, "false_flag_rate"),
+              qs_rule("fpr", 0.1, "false_flag_rate"), qs_rule("fpr", 0.1, "recall")),
+        Claim("With {:d} benign validation tweets such targets are coarse",
+              count_rows(f"{QS_TR}/val_scores.jsonl", lambda r: int(r["label"]) == 0)),
         Claim("reaches PR-AUC {:.3f} on this\n  task", ev(f"{OFF}/tfidf", "pr_auc")),
         Claim("rose from {:.3f} to {:.3f}\n  (`run-metrics.jsonl`",
               log(f"{QS}/run-metrics.jsonl", "label/p_gold_mean", stage="rl", agg="first"),
@@ -932,6 +952,28 @@ def check_gpu_engine(pc, ctx):
         pc.fail(None, 'no "A vs B tok/s (Rx)" numbers found')
 
 
+def check_ray_classify(pc, ctx):
+    """bench/ray_classify.py's page: its table recomputed from the committed raw runs, and the
+    scale-out arithmetic from the GPU rate it quotes."""
+    runs = L.read_jsonl(ctx.path("ray-classify/runs.jsonl"))
+    pc.sources.add("ray-classify/runs.jsonl")
+    for line in L.ray_classify_table(runs)[2:]:
+        i = pc.text.find(line)
+        if i < 0:
+            pc.fail(None, f'the runs give "{line}", which is not on the page')
+            continue
+        pc.checked += len(re.findall(DEC, line))
+        pc.covered.append((i, i + len(line)))
+    m = re.search(r"at\s+([\d.]+) items/s with `modrl classify`.*?is ([\d,]+) items/s, so about (\d+) such GPUs",
+                  pc.text, re.S)
+    if not m:
+        pc.fail(None, 'no "at R items/s ... is N items/s, so about G such GPUs" arithmetic found')
+        return
+    rate, per_s = float(m.group(1)), 1e9 / 86400
+    pc.derived(m.start(2), m.group(2).replace(",", ""), per_s - 0.5, per_s + 0.5, "1e9 items / 86400 s")
+    pc.derived(m.start(3), m.group(3), per_s / rate - 0.5, per_s / rate + 0.5, "items/s needed / items/s per GPU")
+
+
 BENCH_NOTE = ("benchmark: medians, ratios, totals and rates recomputed from the runs the page prints "
               "(raw timing files were not committed)")
 
@@ -943,6 +985,8 @@ PAGES = {
     "bench-grpo.md": Page(check=check_bench_grpo, note=BENCH_NOTE),
     "classify-davidson.md": Page(check=check_classify, note=BENCH_NOTE),
     "classify-davidson-cpu-first1000.md": Page(check=check_classify, note=BENCH_NOTE),
+    "ray-classify.md": Page(check=check_ray_classify, note="table recomputed from ray-classify/runs.jsonl "
+                                                           "(raw wall times, one row per run)"),
     "gpu-engine.md": Page(check=check_gpu_engine, note="ratios recomputed from the throughputs the page prints "
                                                        "(single runs; no raw timing files were committed)"),
 }

@@ -46,6 +46,16 @@ $B eval --compare "$OUT/eval-zero-shot" "$OUT/eval" --out "$OUT/compare" 2> /dev
 echo
 echo "quickstart: zero-shot (A) vs trained (B) on the same $LIMIT held-back test tweets:"
 cat "$OUT/compare/summary.txt"
+# The operating point for a target precision (chosen on the same validation tweets; no model).
+$B eval --from-scores "$OUT/eval" --threshold-rule precision:0.9 --scorer-name "trained, threshold for precision 0.9" \
+  --out "$OUT/eval-precision-0.9" 2> /dev/null > /dev/null
+.venv/bin/python - "$OUT/eval/metrics.json" "$OUT/eval-precision-0.9/metrics.json" <<'PY'
+import json, sys
+f1, p9 = (json.load(open(p)) for p in sys.argv[1:])
+for name, m in (("best F1 on val", f1), ("precision 0.9 on val", p9)):
+    print(f"quickstart: threshold for {name}: {m['threshold']:.3f} -> test precision {m['precision']:.3f}, "
+          f"recall {m['recall']:.3f}, false-flag rate {m['false_flag_rate']:.3f}")
+PY
 echo "quickstart: $(($(date +%s) - start)) s after setup"
 echo "report:   $OUT/compare/compare.html (paired comparison), $OUT/eval/report.html (trained model)"
 echo "scores:   $OUT/eval/scores.jsonl, $OUT/eval-zero-shot/scores.jsonl"

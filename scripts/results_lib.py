@@ -148,6 +148,38 @@ def best_f1_threshold(scores, labels):
     return best[0]
 
 
+def rule_threshold(scores, labels, rule, target):
+    """The threshold `modrl eval --threshold-rule RULE:TARGET` picks: the most recall with precision
+    >= target ("precision") or false-positive rate <= target ("fpr"); 1 + 1e-9 when none does."""
+    cum, n_pos, n_neg = _cumulative(scores, labels)
+    best = None  # (recall, precision, threshold)
+    for s, tp, fp in cum:
+        p, r = tp / (tp + fp), tp / n_pos
+        ok = p >= target if rule == "precision" else fp / n_neg <= target
+        if not ok:
+            continue
+        better = best is None or r > best[0] or (rule == "precision" and r == best[0] and p > best[1])
+        if better:
+            best = (r, p, s)
+    return 1.0 + 1e-9 if best is None else best[2]
+
+
+def operating_point(test_path, val_path, rule, target):
+    """Precision, recall and false-flag rate on the test scores at the threshold RULE:TARGET picks
+    on the validation scores."""
+    def load(p):
+        rows = [r for r in read_jsonl(p) if r.get("score") is not None]
+        return [float(r["score"]) for r in rows], [int(r["label"]) for r in rows]
+    vs, vl = load(val_path)
+    t = rule_threshold(vs, vl, rule, target)
+    ts, tl = load(test_path)
+    tp = sum(1 for s, y in zip(ts, tl) if y == 1 and s >= t)
+    fp = sum(1 for s, y in zip(ts, tl) if y == 0 and s >= t)
+    n_pos, n_neg = sum(tl), len(tl) - sum(tl)
+    return {"threshold": t, "precision": tp / (tp + fp) if tp + fp else 1.0, "recall": tp / n_pos,
+            "false_flag_rate": fp / n_neg}
+
+
 def at_threshold(scores, labels, t):
     tp = sum(1 for s, y in zip(scores, labels) if y == 1 and s >= t)
     fp = sum(1 for s, y in zip(scores, labels) if y == 0 and s >= t)
@@ -341,4 +373,41 @@ def compare(a_path, b_path, limit=None, n_resamples=1000, seed=0):
         va, vb = f(sa, labels), f(sb, labels)
         out[metric] = {"a": va, "b": vb, "diff": vb - va,
                        "ci": paired_bootstrap_ci(sa, sb, labels, metric, n_resamples, seed)}
+    return out
+
+
+# --- bench/ray_classify.py: the table of its page, from its raw runs -----------------------------
+
+RAY_CONFIGS = [
+    ("classify", "`modrl classify` (one process, 2 libtorch threads)"),
+    ("ray-1", "Ray Data, 1 actor (2 threads)"),
+    ("ray-2", "Ray Data, 2 actors (1 thread each)"),
+]
+
+
+def ray_classify_table(runs):
+    """Markdown lines of docs/results/ray-classify.md from its runs.jsonl rows ({"config",
+    "round", "rows", "wall_s", "load1"}): median and min-max wall time and items/s per config, and
+    the ratio of medians against `modrl classify` and against 1 actor."""
+    by = {}
+    for r in runs:
+        by.setdefault(r["config"], []).append(r)
+    med = {}
+    out = ["| configuration | runs | rows | wall s, median [min, max] | items/s, median [min, max] | vs `modrl classify` | vs 1 actor |",
+           "|---|---:|---:|---|---|---:|---:|"]
+    for key, _ in RAY_CONFIGS:
+        if key in by:
+            walls = sorted(r["wall_s"] for r in by[key])
+            med[key] = _quantile(walls, 0.5)
+    for key, name in RAY_CONFIGS:
+        rs = by.get(key)
+        if not rs:
+            continue
+        rows = rs[0]["rows"]
+        walls = sorted(r["wall_s"] for r in rs)
+        rates = sorted(rows / w for w in walls)
+        m = med[key]
+        vs = lambda base: "-" if base not in med or base == key else f"{med[base] / m:.2f}x"
+        out.append(f"| {name} | {len(rs)} | {rows} | {m:.1f} [{walls[0]:.1f}, {walls[-1]:.1f}] | "
+                   f"{rows / m:.2f} [{rates[0]:.2f}, {rates[-1]:.2f}] | {vs('classify')} | {vs('ray-1')} |")
     return out

@@ -5,7 +5,8 @@
 # TF-IDF + logistic regression baseline on exactly the SFT run's training ids; then every row and
 # the zero-shot model scored on the same test items (first LIMIT of the test split; thresholds on
 # the first VAL_LIMIT validation items), and paired bootstrap comparisons against SFT only and
-# zero-shot (SFT then RL also against SFT then more SFT and TF-IDF). Finished runs and scores are kept (re-running resumes). One job at a time: the
+# zero-shot (SFT then RL also against SFT then more SFT and TF-IDF, and against SFT only at every
+# larger label count given). Finished runs and scores are kept (re-running resumes). One job at a time: the
 # timings in the run folders mean something only on a quiet machine.
 # With COMMIT=1 the small files behind the page (scores, metrics, run metrics.jsonl, configs,
 # training ids) are copied to docs/results/rl-vs-sft/TASK/ (rows of the first N without suffix).
@@ -154,6 +155,20 @@ for n in "${LABELS[@]}"; do
         $B eval --compare "$a" "$RUNS/n$n/$row/test$suf" --out "$RUNS/n$n/$row/vs-$base$suf" 2> /dev/null \
           | sed "s|^|n=$n $row vs $base$suf: |"
       done
+    done
+  done
+done
+# Labels against labels (the paper's "RL matches SFT on 10x-100x the labels"): SFT then RL at each
+# label count n1 against SFT only at every larger count n2, paired on the same test items.
+for n1 in "${LABELS[@]}"; do
+  for n2 in "${LABELS[@]}"; do
+    [ "$n2" -gt "$n1" ] || continue
+    for suf in "" -ood; do
+      a=$RUNS/n$n2/sft/test$suf b=$RUNS/n$n1/sft-rl/test$suf
+      [ -f "$a/scores.jsonl" ] && [ -f "$b/scores.jsonl" ] || continue
+      mkdir -p "$RUNS/n$n1/sft-rl/vs-sft-n$n2$suf"
+      $B eval --compare "$a" "$b" --out "$RUNS/n$n1/sft-rl/vs-sft-n$n2$suf" 2> /dev/null \
+        | sed "s|^|sft-rl n=$n1 vs sft n=$n2$suf: |"
     done
   done
 done

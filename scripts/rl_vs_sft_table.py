@@ -5,7 +5,7 @@
 
 Every number comes from the files beside the page: metrics.json of each row (written by
 `modrl eval` from the row's scores.jsonl) and the paired comparisons vs-sft.json / vs-zero-shot.json
-(written by `modrl eval --compare`). PR-AUC and ROC-AUC are recomputed here from scores.jsonl
+(written by `modrl eval --compare`; vs-sft-nN.json: against SFT only at N labels). PR-AUC and ROC-AUC are recomputed here from scores.jsonl
 (average precision and the rank statistic, as scikit-learn computes them) and must agree with
 metrics.json. Prints Markdown. With --check PAGE.md, exits 1 when a table row printed here is
 not found verbatim in the page (the page and its data disagree).
@@ -65,12 +65,19 @@ def load_rows(task_dir):
         for key, ours in (("pr_auc", ap), ("roc_auc", auc)):
             if m.get(key) is None or ours is None or abs(m[key] - ours) > 1e-6:
                 raise DataError(f"{mpath}: {key} {m.get(key)} but {ours} from scores.jsonl")
+        # vs-sft.json etc. compare with the row of the same label count (sft-n240 for
+        # sft-rl-n240); vs-sft-nN.json with SFT only at N labels (another count).
+        suffix = name[len(name.split("-n")[0]):]
         paired = {}
         for base in ("sft", "zero-shot", "sft-more", "tfidf"):
             p = os.path.join(d, f"vs-{base}.json")
             if os.path.isfile(p):
                 with open(p) as f:
-                    paired[base] = json.load(f)
+                    paired[base if base == "zero-shot" else base + suffix] = json.load(f)
+        for f_ in sorted(os.listdir(d)):
+            if f_.startswith("vs-sft-n") and f_.endswith(".json"):
+                with open(os.path.join(d, f_)) as f:
+                    paired[f_[3:-5]] = json.load(f)
         rows.append({"name": name, "m": m, "ids": ids, "paired": paired})
     return rows
 
