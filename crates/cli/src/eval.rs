@@ -86,6 +86,9 @@ pub struct EvalArgs {
     /// Skip malformed data rows (counted) instead of stopping at the first.
     #[arg(long)]
     pub skip_bad_rows: bool,
+    /// Also write the scores as Parquet (scores.parquet, val_scores.parquet) beside the JSONL.
+    #[arg(long)]
+    pub parquet: bool,
     /// Fold the system message into the user turn (templates without a system role).
     #[arg(long)]
     pub no_system_role: bool,
@@ -306,6 +309,7 @@ pub fn run(a: EvalArgs) -> Result<()> {
         ],
     };
     write_report(&a.out, &metrics, &meta)?;
+    write_parquet_scores(&a, &a.out)?;
     let j = serde_json::to_value(&metrics)?;
     println!(
         "n={} pr_auc={} roc_auc={} f1={} ece={} format_failure_rate={}  -> {}",
@@ -350,6 +354,7 @@ fn from_scores(a: &EvalArgs, dir: &std::path::Path) -> Result<()> {
         extra: vec![],
     };
     write_report(&a.out, &metrics, &meta)?;
+    write_parquet_scores(a, dir)?;
     let j = serde_json::to_value(&metrics)?;
     println!(
         "n={} pr_auc={} roc_auc={} f1={} ece={}  -> {}",
@@ -360,5 +365,23 @@ fn from_scores(a: &EvalArgs, dir: &std::path::Path) -> Result<()> {
         j["ece"],
         a.out.join("report.html").display()
     );
+    Ok(())
+}
+
+/// `--parquet`: scores.jsonl (and val_scores.jsonl) of `src` as Parquet in the output folder.
+fn write_parquet_scores(a: &EvalArgs, src: &std::path::Path) -> Result<()> {
+    if !a.parquet {
+        return Ok(());
+    }
+    for name in ["scores", "val_scores"] {
+        let j = src.join(format!("{name}.jsonl"));
+        if j.exists() {
+            modrl_moderation::parquet_io::jsonl_to_parquet(
+                &j,
+                &a.out.join(format!("{name}.parquet")),
+                &["id", "label", "score"],
+            )?;
+        }
+    }
     Ok(())
 }
