@@ -26,6 +26,13 @@ MODEL_DIR=models/smollm2-135m-instruct
 
 # 1. Python venv.
 command -v "$PY" >/dev/null || fail "$PY not found; install Python >= 3.10 or set PYTHON"
+"$PY" -c 'import sys; sys.exit(0 if sys.version_info >= (3, 10) else 1)' \
+  || fail "$PY is $("$PY" --version 2>&1); modrl needs Python >= 3.10 (set PYTHON, e.g. PYTHON=python3.11)"
+if [ "$build" = 1 ]; then
+  # tch's libtorch bindings (torch-sys) compile C++ against the venv's libtorch headers.
+  command -v c++ >/dev/null || command -v g++ >/dev/null || command -v clang++ >/dev/null \
+    || fail "no C++ compiler (c++, g++ or clang++) for the libtorch bindings; on Debian/Ubuntu: apt install g++"
+fi
 if [ ! -x .venv/bin/python ]; then
   say "creating .venv with $($PY --version)"
   "$PY" -m venv .venv || fail "cannot create .venv (is the venv module installed?)"
