@@ -112,13 +112,17 @@ was not measured beyond one GPU).
 
 
 def main():
+    global B
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--rows", type=int, default=400)
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--max-load", type=float, default=1.5)
     ap.add_argument("--commit", action="store_true")
+    ap.add_argument("--modrl", default=B, help="the modrl binary (default target/release/modrl)")
+    ap.add_argument("--out", default=os.path.join(ROOT, "runs/bench-ray"), help="work folder")
     a = ap.parse_args()
-    work = os.path.join(ROOT, "runs/bench-ray")
+    B = os.path.abspath(a.modrl)
+    work = a.out
     os.makedirs(work, exist_ok=True)
     inp = os.path.join(work, "in.parquet")
     rows = make_input(inp, a.rows)
