@@ -980,7 +980,15 @@ BENCH_NOTE = ("benchmark: medians, ratios, totals and rates recomputed from the 
 PAGES = {
     "quickstart.md": QUICKSTART,
     "rl-diagnosis.md": RL_DIAGNOSIS,
-    "rl-vs-sft.md": Page(data=["rl-vs-sft"], tables=rl_vs_sft_tables, known=rl_vs_sft_known),
+    "rl-vs-sft.md": Page(data=["rl-vs-sft"], tables=rl_vs_sft_tables, known=rl_vs_sft_known, claims=[
+        # The labels summary: each cell the PR-AUC of a row folder.
+        Claim("| 240 | {:.3f} | {:.3f} | {:.3f} |", ev(f"{OFF}/sft-n240", "pr_auc"),
+              ev(f"{OFF}/sft-rl-n240", "pr_auc"), ev(f"{OFF}/tfidf-n240", "pr_auc")),
+        Claim("| 960 | {:.3f} | {:.3f} | {:.3f} |", ev(f"{OFF}/sft", "pr_auc"),
+              ev(f"{OFF}/sft-rl", "pr_auc"), ev(f"{OFF}/tfidf", "pr_auc")),
+        Claim("| 3840 | {:.3f} | - | {:.3f} |", ev(f"{OFF}/sft-n3840", "pr_auc"),
+              ev(f"{OFF}/tfidf-n3840", "pr_auc")),
+    ]),
     "bench-engine.md": Page(check=check_bench_engine, note=BENCH_NOTE),
     "bench-grpo.md": Page(check=check_bench_grpo, note=BENCH_NOTE),
     "classify-davidson.md": Page(check=check_classify, note=BENCH_NOTE),
