@@ -72,6 +72,7 @@ def run_one(config, inp, work):
         actors = int(config.split("-")[1])
         cmd = [PY, os.path.join(ROOT, "examples/ray_classify.py"), "--model", MODEL, "--policy", POLICY,
                "--in", inp, "--out", out, "--actors", str(actors), "--cpus-per-actor", str(2 // actors),
+               "--threads-per-actor", str(2 // actors),
                "--num-cpus", "3", "--batch-size", "64"]
     t0 = time.time()
     subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

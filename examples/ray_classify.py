@@ -11,9 +11,10 @@ columns `id`, `label`, `score`, `category` (plus `reasoning` for greedy / mc sco
 
 Cluster: with --address (e.g. `auto`, or ray://head:10001) the job joins that cluster; without it,
 a local one starts with --num-cpus CPUs. --gpus-per-actor 1 puts each actor on a GPU (and the
-model on cuda). Each actor's libtorch uses --cpus-per-actor threads (rounded up), the CPUs Ray
-reserves for it; read and write tasks reserve --io-cpus each. Leave Ray at least one CPU beyond the
-actors' (its file-listing task takes one): on a 2-CPU machine with 2 actors, --cpus-per-actor 0.5.
+model on cuda). Ray reserves --cpus-per-actor CPUs per actor (default: the cluster's CPUs less one,
+shared by the actors, at most 1 each: Ray's file-listing task takes a whole CPU, and a small cluster
+whose actors hold every CPU deadlocks); each actor's libtorch uses --threads-per-actor threads
+(default: the cluster's CPUs divided by the actors); read and write tasks reserve --io-cpus each.
 
 Faults: Ray restarts a dead actor and retries its batches (Ray Data's defaults for actor pools:
 max_restarts=-1, max_task_retries=-1), and a batch's rows reach the output only when the task that
@@ -23,7 +24,6 @@ reach its K-th batch kill its own process once (marker file OUT.fail-marker).
 """
 
 import argparse
-import math
 import os
 import sys
 import time
@@ -80,8 +80,12 @@ def main(argv=None):
     ap.add_argument("--blocks", type=int, default=0,
                     help="blocks to read the input into (default: 4 per actor)")
     ap.add_argument("--batch-rows", type=int, default=32, help="sequences per forward pass")
-    ap.add_argument("--cpus-per-actor", type=float, default=1.0,
-                    help="CPUs Ray reserves per actor (libtorch threads: this rounded up)")
+    ap.add_argument("--cpus-per-actor", type=float, default=None,
+                    help="CPUs Ray reserves per actor (default: the cluster's CPUs less one, shared "
+                         "by the actors, at most 1 each; see the module docs)")
+    ap.add_argument("--threads-per-actor", type=int, default=None,
+                    help="libtorch threads per actor (default: the cluster's CPUs divided by the "
+                         "actors)")
     ap.add_argument("--io-cpus", type=float, default=0.25,
                     help="CPUs Ray reserves per read / write task (default 0.25: they mostly wait "
                          "on I/O, and must not starve when the actors hold every CPU)")
@@ -105,23 +109,30 @@ def main(argv=None):
     else:
         ray.init(num_cpus=a.num_cpus, include_dashboard=False)
     ray.data.DataContext.get_current().enable_progress_bars = sys.stderr.isatty()
+    # Ray's file-listing task takes a whole CPU: the actors' reservations leave it one, or a small
+    # cluster deadlocks (2 actors x 1 CPU on 2 CPUs never starts reading).
+    total = float(ray.cluster_resources().get("CPU", 1.0))
+    if a.cpus_per_actor is None:
+        a.cpus_per_actor = max(0.05, min(1.0, (total - 1.0) / a.actors))
+    if a.threads_per_actor is None:
+        a.threads_per_actor = max(1, int(total // a.actors))
     device = "cuda" if a.gpus_per_actor > 0 else "cpu"
     os.makedirs(a.out, exist_ok=True)
     marker = a.out.rstrip("/") + ".fail-marker"  # beside OUT, not in it
     if a.fail_after_batches and os.path.exists(marker):
         os.remove(marker)
     t0 = time.time()
-    # Several blocks per actor, so every actor gets work (a small file is otherwise one block).
-    ds = ray.data.read_parquet(a.input, num_cpus=a.io_cpus,
-                               override_num_blocks=a.blocks or 4 * a.actors).select_columns(
-        [a.id_column, a.text_column])
+    # Several blocks per actor, so every actor gets work: an actor task takes a whole block, and a
+    # file is often read as one block whatever override_num_blocks says.
+    ds = ray.data.read_parquet(a.input, num_cpus=a.io_cpus).select_columns(
+        [a.id_column, a.text_column]).repartition(a.blocks or 4 * a.actors)
     ds = ds.map_batches(
         ModrlActor,
         fn_constructor_kwargs=dict(
             model=os.path.abspath(a.model), policy=os.path.abspath(a.policy),
             adapter=os.path.abspath(a.adapter) if a.adapter else None, scoring=a.scoring,
             device=device, batch_rows=a.batch_rows, threshold=a.threshold,
-            threads=max(1, math.ceil(a.cpus_per_actor)), id_column=a.id_column, text_column=a.text_column,
+            threads=a.threads_per_actor, id_column=a.id_column, text_column=a.text_column,
             fail_after=a.fail_after_batches, fail_marker=marker,
         ),
         batch_size=a.batch_size,
