@@ -645,19 +645,6 @@ pub struct ClassifyOptions {
 }
 
 impl ClassifyOptions {
-    /// Options with the defaults of `modrl classify` (columns `id` and `text`, verdict-token
-    /// scoring, threshold 0.5).
-    pub fn new(input: impl Into<PathBuf>, out: impl Into<PathBuf>) -> ClassifyOptions {
-        ClassifyOptions {
-            input: input.into(),
-            out: out.into(),
-            rejects: None,
-            id_column: "id".into(),
-            text_column: "text".into(),
-            classifier: ClassifierOptions::default(),
-        }
-    }
-
     pub fn rejects_path(&self) -> PathBuf {
         self.rejects.clone().unwrap_or_else(|| {
             let mut s = self.out.clone().into_os_string();
@@ -742,7 +729,8 @@ fn classify_batch(
     writer: &mut ResultsWriter,
 ) -> Result<usize> {
     let texts: Vec<&str> = rows.iter().map(|r| r.text.as_str()).collect();
-    let res = clf.classify(model, tok, &texts)?;
+    // Every row was checked with `too_long` when it was taken.
+    let res = clf.classify_fitting(model, tok, &texts)?;
     let flagged = res.iter().filter(|c| c.label == 1).count();
     for (r, c) in rows.iter().zip(res) {
         writer.append(&ResultRow {

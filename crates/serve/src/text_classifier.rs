@@ -124,22 +124,34 @@ impl TextClassifier {
 
     /// Classify texts (any number; scored `items_per_batch` at a time). A text that does not fit
     /// the context is an error naming its index; check with [`Self::too_long`] first to skip such
-    /// texts instead.
+    /// texts instead (then call [`Self::classify_fitting`], which does not check again).
     pub fn classify(
         &self,
         model: &Model,
         tok: &Tokenizer,
         texts: &[&str],
     ) -> Result<Vec<Classified>> {
-        let mut out = Vec::with_capacity(texts.len());
-        for (c, chunk) in texts.chunks(self.items_per_batch()).enumerate() {
-            let mut prompts = Vec::with_capacity(chunk.len());
-            for (j, t) in chunk.iter().enumerate() {
-                if let Some(why) = self.too_long(model, tok, t)? {
-                    bail!("text {}: {why}", c * self.items_per_batch() + j);
-                }
-                prompts.push(self.pp.prompt_ids(tok, t, self.variant)?);
+        for (i, t) in texts.iter().enumerate() {
+            if let Some(why) = self.too_long(model, tok, t)? {
+                bail!("text {i}: {why}");
             }
+        }
+        self.classify_fitting(model, tok, texts)
+    }
+
+    /// [`Self::classify`] for texts already checked with [`Self::too_long`].
+    pub fn classify_fitting(
+        &self,
+        model: &Model,
+        tok: &Tokenizer,
+        texts: &[&str],
+    ) -> Result<Vec<Classified>> {
+        let mut out = Vec::with_capacity(texts.len());
+        for chunk in texts.chunks(self.items_per_batch()) {
+            let prompts: Vec<Vec<u32>> = chunk
+                .iter()
+                .map(|t| self.pp.prompt_ids(tok, t, self.variant))
+                .collect::<Result<_>>()?;
             let o = &self.opts;
             let scored = self.pp.score(
                 model,
