@@ -11,6 +11,7 @@ pub mod openai;
 pub mod plots;
 pub mod rewards;
 mod rl_step;
+pub mod rubric_rules;
 pub mod scaling;
 pub mod sft_targets;
 pub mod tensorboard;

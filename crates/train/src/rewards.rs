@@ -9,6 +9,7 @@
 //! | `format`   | keeping the output contract ([`Format`])                            | [0, 1]       |
 //! | `length`   | reasoning length inside a word band ([`Length`])                    | [0, 1]       |
 //! | `rubric`   | an LLM judge's rubric grade of the reasoning ([`Rubric`])           | [0, 1]       |
+//! | `rubric_rules` | deterministic rubric checks of the reasoning ([`crate::rubric_rules`]) | [0, 1] |
 //! | external   | a command ([`External`]) or an HTTP service ([`Http`])              | any number   |
 //!
 //! Monitors (not rewards; logged per step): [`instruction_hallucination`] (the output contract
@@ -663,6 +664,11 @@ pub struct RewardsConfig {
     pub length: f64,
     /// Weight of [`Rubric`]. Default 0: a judge costs a generation per completion; needs `judge`.
     pub rubric: f64,
+    /// Weight of the deterministic rubric ([`crate::rubric_rules`]: the reasoning names a policy
+    /// category that agrees with the verdict, quotes only the content, quotes evidence for a
+    /// violation, addresses the exclusions of a benign verdict). Default 0; built (and logged)
+    /// whenever the prompt variant has reasoning.
+    pub rubric_rules: f64,
     /// `[min_words, max_words]` of [`Length`]. Default `[120, 320]`, around the ~220-word
     /// reasoning of the paper's starting models.
     pub length_band: (usize, usize),
@@ -685,6 +691,7 @@ impl Default for RewardsConfig {
             format: 0.2,
             length: 0.0,
             rubric: 0.0,
+            rubric_rules: 0.0,
             length_band: (120, 320),
             fn_cost: 0.0,
             fp_cost: 0.0,
@@ -723,7 +730,7 @@ fn default_external_timeout_s() -> f64 {
 }
 
 /// Names of the built-in rewards.
-pub const BUILTIN_REWARDS: [&str; 4] = ["accuracy", "format", "length", "rubric"];
+pub const BUILTIN_REWARDS: [&str; 5] = ["accuracy", "format", "length", "rubric", "rubric_rules"];
 
 /// A weighted list of rewards.
 pub type WeightedRewards = Vec<(f64, Box<dyn Reward>)>;
@@ -739,6 +746,7 @@ pub fn build_rewards(cfg: &RewardsConfig, reasoning: bool) -> Result<WeightedRew
         ("format", cfg.format),
         ("length", cfg.length),
         ("rubric", cfg.rubric),
+        ("rubric_rules", cfg.rubric_rules),
     ] {
         if !w.is_finite() {
             bail!("rewards.{name}: weight must be a finite number, got {w}");
@@ -770,6 +778,18 @@ pub fn build_rewards(cfg: &RewardsConfig, reasoning: bool) -> Result<WeightedRew
             }),
         ),
     ];
+    if reasoning {
+        out.push((
+            cfg.rubric_rules,
+            Box::new(crate::rubric_rules::RubricRules::default()),
+        ));
+    } else if cfg.rubric_rules != 0.0 {
+        bail!(
+            "rewards.rubric_rules = {} grades the reasoning, but the prompt variant has none \
+             (data.variant = \"no_reasoning\"); set it to 0 or use a reasoning variant",
+            cfg.rubric_rules
+        );
+    }
     match &cfg.judge {
         Some(j) => out.push((
             cfg.rubric,
@@ -951,6 +971,16 @@ fn quote_check(completion: &str, sources: &[&str]) -> Option<bool> {
         }
     }
     checked.then_some(false)
+}
+
+/// How many quoted fragments of the reasoning occur in `content` (the evidence it quotes).
+pub fn quote_fragments_in(completion: &str, content: &str) -> usize {
+    let content = normalize_text(content);
+    quoted_spans(completion)
+        .iter()
+        .flat_map(|q| quote_fragments(q))
+        .filter(|f| content.contains(f.as_str()))
+        .count()
 }
 
 /// Quote hallucination (the paper's factuality hallucination, detectable without a judge): the
@@ -1377,7 +1407,18 @@ mod tests {
         assert_eq!(cfg, RewardsConfig::default());
         let rs = build_rewards(&cfg, true).unwrap();
         let names: Vec<(&str, f64)> = rs.iter().map(|(w, r)| (r.name(), *w)).collect();
-        assert_eq!(names, [("accuracy", 1.0), ("format", 0.2), ("length", 0.0)]);
+        assert_eq!(
+            names,
+            [
+                ("accuracy", 1.0),
+                ("format", 0.2),
+                ("length", 0.0),
+                ("rubric_rules", 0.0)
+            ]
+        );
+        // Without reasoning there is nothing for the deterministic rubric to grade.
+        let rs = build_rewards(&cfg, false).unwrap();
+        assert!(rs.iter().all(|(_, r)| r.name() != "rubric_rules"));
 
         let cfg: RewardsConfig = toml::from_str(
             r#"
@@ -1405,6 +1446,7 @@ mod tests {
                 ("accuracy", 1.0),
                 ("format", 0.2),
                 ("length", 0.1),
+                ("rubric_rules", 0.0),
                 ("toxicity", 0.3),
                 ("service", 1.0)
             ]
@@ -1415,7 +1457,7 @@ mod tests {
         let batch = [input(&safe, 1, &p)];
         assert_eq!(rs[0].1.score(&batch).unwrap(), [-1.5]);
         assert_eq!(rs[2].1.score(&batch).unwrap(), [0.5]);
-        assert_eq!(rs[3].1.score(&batch).unwrap(), [0.5]);
+        assert_eq!(rs[4].1.score(&batch).unwrap(), [0.5]);
     }
 
     #[test]
@@ -1425,6 +1467,12 @@ mod tests {
             build_rewards(&cfg, true).err().unwrap().to_string()
         };
         assert!(err("rubric = 0.5").contains("[rewards.judge]"));
+        let cfg: RewardsConfig = toml::from_str("rubric_rules = 0.5").unwrap();
+        let e = build_rewards(&cfg, false).err().unwrap().to_string();
+        assert!(
+            e.contains("rubric_rules") && e.contains("no_reasoning"),
+            "{e}"
+        );
         assert!(err("length_band = [300, 100]").contains("length_band"));
         assert!(err("fp_cost = -1.0").contains("fp_cost"));
         assert!(
