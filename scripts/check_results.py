@@ -40,10 +40,12 @@ Exit status 1 when any page fails. How each page is checked is declared in PAGES
   not committed, so their numbers cannot be recomputed).
 """
 import argparse
+import json
 import os
 import re
 import statistics
 import string
+import subprocess
 import sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -974,6 +976,55 @@ def check_ray_classify(pc, ctx):
     pc.derived(m.start(3), m.group(3), per_s / rate - 0.5, per_s / rate + 0.5, "items/s needed / items/s per GPU")
 
 
+def _modrl_binary():
+    root = os.path.dirname(HERE)
+    for b in ("target/release/modrl", "target/debug/modrl"):
+        if os.access(os.path.join(root, b), os.X_OK):
+            return os.path.join(root, b)
+    return None
+
+
+def check_scaling(pc, ctx):
+    """docs/results/scaling.md: its two tables regenerated from the committed points and fits
+    (scaling/offensive/NAME.points.jsonl, NAME.fit.json); each points file's PR-AUC rows checked
+    against the run's committed metrics.jsonl and start point; and, when a modrl binary is built,
+    every fit.json recomputed by `modrl scaling fit` from its points."""
+    folder = ctx.path("scaling/offensive")
+    pc.sources.add("scaling/offensive/*.points.jsonl, *.fit.json")
+    for line in L.scaling_curve_table(folder)[2:] + L.scaling_fit_table(folder)[2:]:
+        i = pc.text.find(line)
+        if i < 0:
+            pc.fail(None, f'the committed data give the row "{line}", which is not on the page')
+            continue
+        pc.checked += len(re.findall(DEC, line))
+        pc.covered.append((i, i + len(line)))
+    for name, _ in L.SCALING_RUNS:
+        pts_path = os.path.join(folder, f"{name}.points.jsonl")
+        if not os.path.exists(pts_path):
+            continue
+        pts = L.read_jsonl(pts_path)
+        logged = {r["step"]: r["eval/pr_auc"] for r in L.read_jsonl(os.path.join(folder, f"{name}.metrics.jsonl"))
+                  if r.get("eval/pr_auc") is not None}
+        start = L.read_json(os.path.join(folder, pts[0]["start"], "metrics.json"))
+        for p in pts:
+            want = start["pr_auc"] if p["step"] == 0 else logged.get(p["step"])
+            if want is None or abs(want - p["pr_auc"]) > 1e-9:
+                pc.fail(None, f"{name}.points.jsonl step {p['step']}: PR-AUC {p['pr_auc']} but the run logged {want}")
+        fit_path = os.path.join(folder, f"{name}.fit.json")
+        b = _modrl_binary()
+        if b and os.path.exists(fit_path):
+            out = subprocess.run([b, "scaling", "fit", "--in", pts_path, "--x", "train_tokens", "--y", "pr_auc",
+                                  "--json"], capture_output=True, text=True)
+            if out.returncode != 0:
+                pc.fail(None, f"modrl scaling fit on {name}.points.jsonl failed: {out.stderr.strip()[-300:]}")
+                continue
+            new, old = json.loads(out.stdout), L.read_json(fit_path)
+            for k in ("r0", "a", "b", "c_mid", "rmse"):
+                if abs(new[k] - old[k]) > 1e-6 * max(1.0, abs(old[k])):
+                    pc.fail(None, f"{name}.fit.json: {k} = {old[k]}, `modrl scaling fit` now gives {new[k]}")
+            pc.sources.add("modrl scaling fit (refit)")
+
+
 BENCH_NOTE = ("benchmark: medians, ratios, totals and rates recomputed from the runs the page prints "
               "(raw timing files were not committed)")
 
@@ -995,6 +1046,8 @@ PAGES = {
     "classify-davidson-cpu-first1000.md": Page(check=check_classify, note=BENCH_NOTE),
     "ray-classify.md": Page(check=check_ray_classify, note="table recomputed from ray-classify/runs.jsonl "
                                                            "(raw wall times, one row per run)"),
+    "scaling.md": Page(check=check_scaling, note="tables regenerated from scaling/offensive/*.points.jsonl and "
+                                                  "*.fit.json; fits recomputed when a modrl binary is built"),
     "gpu-engine.md": Page(check=check_gpu_engine, note="ratios recomputed from the throughputs the page prints "
                                                        "(single runs; no raw timing files were committed)"),
 }

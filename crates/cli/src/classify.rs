@@ -81,6 +81,17 @@ pub fn run(a: ClassifyArgs) -> Result<()> {
             no_system_role: a.no_system_role,
         },
     };
+    // Check the model before `prepare` creates the output files: a wrong --model or --adapter
+    // must not leave an empty results file behind.
+    modrl_model::ModelConfig::from_dir(&a.model.model)?;
+    if let Some(dir) = &a.model.adapter {
+        if !dir.join("adapter_config.json").is_file() {
+            anyhow::bail!(
+                "adapter directory {} has no adapter_config.json",
+                dir.display()
+            );
+        }
+    }
     let rejects_path = opts.rejects_path();
     let job = prepare(opts)?;
     if !job.rejects.is_empty() {
