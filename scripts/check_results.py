@@ -122,6 +122,11 @@ def log(path, key, step=None, stage=None, agg=None, paths=None):
     return Ref(fn, ", ".join(files))
 
 
+def js(path, key):
+    """`key` of a committed JSON file (relative to DIR), e.g. a fit of `modrl scaling fit`."""
+    return Ref(lambda ctx: pick(L.read_json(ctx.path(path)), key), path)
+
+
 def lines_of(path):
     return Ref(lambda ctx: sum(1 for line in L.read_text(ctx.path(path)).splitlines() if line.strip()), path)
 
@@ -991,10 +996,13 @@ def check_scaling(pc, ctx):
     every fit.json recomputed by `modrl scaling fit` from its points."""
     folder = ctx.path("scaling/offensive")
     pc.sources.add("scaling/offensive/*.points.jsonl, *.fit.json")
+    page_lines = {}
+    for m in re.finditer(r"^.*$", pc.text, re.M):
+        page_lines.setdefault(m.group(0), []).append(m.start())
     for line in L.scaling_curve_table(folder)[2:] + L.scaling_fit_table(folder)[2:]:
         i = pc.text.find(line)
         if i < 0:
-            pc.fail(None, f'the committed data give the row "{line}", which is not on the page')
+            pc.fail(*_row_diff(line, page_lines, "scaling/offensive"))
             continue
         pc.checked += len(re.findall(DEC, line))
         pc.covered.append((i, i + len(line)))
@@ -1028,10 +1036,51 @@ def check_scaling(pc, ctx):
 BENCH_NOTE = ("benchmark: medians, ratios, totals and rates recomputed from the runs the page prints "
               "(raw timing files were not committed)")
 
+SC = "scaling/offensive"
+SCALING_CLAIMS = [
+    Claim("from the SFT adapter (validation PR-AUC {:.3f}) it rises to {:.3f} in 120 steps",
+          log(f"{SC}/sft-rl-steps.points.jsonl", "pr_auc", step=0),
+          log(f"{SC}/sft-rl-steps.points.jsonl", "pr_auc", step=120)),
+    Claim("asymptote A = {:.3f} [{:.3f}, {:.3f}]", js(f"{SC}/sft-rl-steps.fit.json", "a"),
+          js(f"{SC}/sft-rl-steps.fit.json", "ci_a[0]"), js(f"{SC}/sft-rl-steps.fit.json", "ci_a[1]")),
+    Claim("residual RMSE {:.4f} over {} points", js(f"{SC}/sft-rl-steps.fit.json", "rmse"),
+          js(f"{SC}/sft-rl-steps.fit.json", "n")),
+    Claim("overshoots the second half by {:.3f} on average ({:.3f} at the end)",
+          js(f"{SC}/sft-rl-steps.fit.json", "holdout.mae"),
+          js(f"{SC}/sft-rl-steps.fit.json", "holdout.max_abs_error")),
+    Claim("the law puts the asymptote at {:.3f}", js(f"{SC}/sft-rl-steps.fit.json", "holdout.fit.a")),
+    Claim("collapsed: validation PR-AUC {:.3f} at step 20, then {:.3f} (step 30) and {:.3f} (step 40)",
+          log(f"{SC}/sft-rl-steps-lr3e-4.points.jsonl", "pr_auc", step=20),
+          log(f"{SC}/sft-rl-steps-lr3e-4.points.jsonl", "pr_auc", step=30),
+          log(f"{SC}/sft-rl-steps-lr3e-4.points.jsonl", "pr_auc", step=40)),
+    Claim("mean P(violating) on balanced batches {:.4f} at step 7 and {:.4f} at step 10",
+          log(f"{SC}/g2.metrics.jsonl", "label/p_violating_mean", step=7),
+          log(f"{SC}/g2.metrics.jsonl", "label/p_violating_mean", step=10)),
+    Claim("(mean P(violating) from {:.3f} at step 1 to {:.3f})",
+          log(f"{SC}/rl-steps.metrics.jsonl", "label/p_violating_mean", step=1),
+          log(f"{SC}/rl-steps.metrics.jsonl", "label/p_violating_mean", step=9)),
+    Claim("ends highest of the three, {:.3f} ({:.3f} at step 30 against {:.3f} for G = 16)",
+          log(f"{SC}/g8.points.jsonl", "pr_auc", step=40), log(f"{SC}/g8.points.jsonl", "pr_auc", step=30),
+          log(f"{SC}/g16.points.jsonl", "pr_auc", step=30)),
+    Claim("it ends at {:.3f}.", log(f"{SC}/g16.points.jsonl", "pr_auc", step=40)),
+    Claim("Its validation PR-AUC still rose from {:.3f} to {:.3f}",
+          log(f"{SC}/rl-steps.points.jsonl", "pr_auc", step=0),
+          log(f"{SC}/rl-steps.points.jsonl", "pr_auc", step=10)),
+    Claim("On 600 test tweets the final adapter scores PR-AUC {:.3f}",
+          ev(f"{OFF}/sft-rl-long", "pr_auc")),
+]
+
 PAGES = {
     "quickstart.md": QUICKSTART,
     "rl-diagnosis.md": RL_DIAGNOSIS,
     "rl-vs-sft.md": Page(data=["rl-vs-sft"], tables=rl_vs_sft_tables, known=rl_vs_sft_known, claims=[
+        Claim("- In distribution: {:.3f} PR-AUC,", ev(f"{OFF}/sft-rl-long", "pr_auc")),
+        Claim("the mean P(violating) fell from {:.3f} at step 1 to {:.3f} at step 4 and {:.3f} from step 10 on",
+              log(f"{OFF}/rl/run-metrics.jsonl", "label/p_violating_mean", step=1),
+              log(f"{OFF}/rl/run-metrics.jsonl", "label/p_violating_mean", step=4),
+              log(f"{OFF}/rl/run-metrics.jsonl", "label/p_violating_mean", step=10)),
+        Claim("- Out of distribution (HateXplain): {:.3f}, the best row", ev(f"{OFF}-ood/sft-rl-long", "pr_auc")),
+        Claim("960 labels reach {:.3f} (+", ev(f"{OFF}/sft-rl-long", "pr_auc")),
         # The labels summary: each cell the PR-AUC of a row folder.
         Claim("| 240 | {:.3f} | {:.3f} | {:.3f} |", ev(f"{OFF}/sft-n240", "pr_auc"),
               ev(f"{OFF}/sft-rl-n240", "pr_auc"), ev(f"{OFF}/tfidf-n240", "pr_auc")),
@@ -1046,7 +1095,7 @@ PAGES = {
     "classify-davidson-cpu-first1000.md": Page(check=check_classify, note=BENCH_NOTE),
     "ray-classify.md": Page(check=check_ray_classify, note="table recomputed from ray-classify/runs.jsonl "
                                                            "(raw wall times, one row per run)"),
-    "scaling.md": Page(check=check_scaling, note="tables regenerated from scaling/offensive/*.points.jsonl and "
+    "scaling.md": Page(check=check_scaling, claims=SCALING_CLAIMS, note="tables regenerated from scaling/offensive/*.points.jsonl and "
                                                   "*.fit.json; fits recomputed when a modrl binary is built"),
     "gpu-engine.md": Page(check=check_gpu_engine, note="ratios recomputed from the throughputs the page prints "
                                                        "(single runs; no raw timing files were committed)"),

@@ -18,7 +18,7 @@ import sys
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from results_lib import average_precision, roc_auc  # noqa: E402  (shared with check_results.py)
 
-ROW_ORDER = ["zero-shot", "tfidf", "sft", "sft-more", "rl", "sft-rl", "sft-more-v1", "rl-v1", "sft-rl-v1"]
+ROW_ORDER = ["zero-shot", "tfidf", "sft", "sft-more", "rl", "sft-rl", "sft-rl-long", "sft-more-v1", "rl-v1", "sft-rl-v1"]
 class DataError(Exception):
     """The committed files disagree with each other (metrics.json vs scores.jsonl, test ids)."""
 
@@ -30,6 +30,7 @@ ROW_NAMES = {
     "sft-more": "SFT then more SFT (compute-matched control)",
     "rl": "RL only (label-token)",
     "sft-rl": "SFT then RL (label-token)",
+    "sft-rl-long": "SFT then RL, 120 steps at lr 1e-4 (scaling study)",
     "sft-more-v1": "first recipe: SFT then 30 more SFT steps",
     "rl-v1": "first recipe: RL only (sampled labels, lr 3e-5)",
     "sft-rl-v1": "first recipe: SFT then RL (sampled labels, lr 3e-5)",
@@ -69,7 +70,7 @@ def load_rows(task_dir):
         # sft-rl-n240); vs-sft-nN.json with SFT only at N labels (another count).
         suffix = name[len(name.split("-n")[0]):]
         paired = {}
-        for base in ("sft", "zero-shot", "sft-more", "tfidf"):
+        for base in ("sft", "zero-shot", "sft-more", "tfidf", "sft-rl"):
             p = os.path.join(d, f"vs-{base}.json")
             if os.path.isfile(p):
                 with open(p) as f:

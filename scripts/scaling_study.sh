@@ -6,7 +6,7 @@
 # Runs (default: all, in this order; finished runs are kept):
 #   sft-rl-steps  RL from the SFT adapter of the RL-vs-SFT study (n960/sft), STEPS steps at STEPS_LR,
 #                 exact estimator
-#   rl-steps      the same from the base model (RL only)
+#   rl-steps      RL from the base model (RL only), RL_STEPS steps at RL_LR
 #   sft-rl-steps-lr3e-4  sft-rl-steps at the study's lr 3e-4 over 160 steps (it collapses: kept as
 #                 the evidence for the lower STEPS_LR)
 #   g2 g4 g8 g16  RL from the SFT adapter, sampled estimator with G labels per prompt, G_STEPS steps
@@ -16,8 +16,9 @@
 #                 Davidson test tweets, threshold on the first 100 validation tweets; first 200
 #                 HateXplain posts at that threshold) into OUT/sft-rl-steps/test[-ood], with paired
 #                 comparisons against that study's rows (RLVS, default runs/rl-vs-sft/offensive)
+# With COMMIT=1, `test` also copies the row into docs/results/rl-vs-sft/offensive[-ood]/sft-rl-long.
 # Environment: B (binary, default target/release/modrl), OUT (runs/scaling/offensive), STEPS (120),
-# STEPS_LR (1e-4), G_STEPS (40), EVERY (10), VAL_N (200). One job at a time: nothing here reports a timing.
+# STEPS_LR (1e-4), RL_STEPS (60), RL_LR (2e-4), G_STEPS (40), EVERY (10), VAL_N (200). One job at a time: nothing here reports a timing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 B=${B:-target/release/modrl}
@@ -66,7 +67,7 @@ for r in "${RUNS[@]}"; do
       done ;;
     sft-rl-steps) train "$r" --set "model.adapter=\"$SFT\"" --set "rl.max_steps=$STEPS" \
         --set "rl.learning_rate=$STEPS_LR" ;;
-    rl-steps) train "$r" --set "rl.max_steps=$STEPS" --set "rl.learning_rate=$STEPS_LR" ;;
+    rl-steps) train "$r" --set "rl.max_steps=${RL_STEPS:-60}" --set "rl.learning_rate=${RL_LR:-2e-4}" ;;
     sft-rl-steps-lr3e-4) train "$r" --set "model.adapter=\"$SFT\"" --set "rl.max_steps=160" ;;
     g[0-9]*) train "$r" --set "model.adapter=\"$SFT\"" --set "rl.max_steps=$G_STEPS" \
         --set 'rl.label_estimator="sampled"' --set "rl.num_generations=${r#g}" ;;
@@ -92,7 +93,26 @@ for r in "${RUNS[@]}"; do
           name=vs-$(echo "$base" | tr / -)$suf
           $B eval --compare "$a" "$t$suf" --out "$OUT/sft-rl-steps/$name" 2> /dev/null | sed "s|^|sft-rl-steps $name: |"
         done
-      done ;;
+      done
+      if [ "${COMMIT:-0}" = 1 ]; then
+        # The row `sft-rl-long` of docs/results/rl-vs-sft.md (same layout as rl_vs_sft.sh COMMIT=1).
+        for suf in "" -ood; do
+          dest=docs/results/rl-vs-sft/offensive$suf/sft-rl-long
+          mkdir -p "$dest"
+          for f in scores.jsonl val_scores.jsonl metrics.json; do
+            [ -f "$t$suf/$f" ] && cp "$t$suf/$f" "$dest/"
+          done
+          for c in "$OUT"/sft-rl-steps/vs-*$suf/compare.json; do
+            v=$(basename "$(dirname "$c")")
+            [ -z "$suf" ] && [ "${v%-ood}" != "$v" ] && continue
+            v=${v%-ood}; v=${v/n960-/}; v=${v/n3840-sft/sft-n3840}; v=${v/n3840-tfidf/tfidf-n3840}
+            cp "$c" "$dest/$v.json"
+          done
+        done
+        for f in metrics.jsonl config.toml train_ids.txt; do
+          cp "$OUT/sft-rl-steps/$f" "docs/results/rl-vs-sft/offensive/sft-rl-long/run-$f"
+        done
+      fi ;;
     *) echo "scaling_study.sh: unknown run '$r'" >&2; exit 2 ;;
   esac
 done

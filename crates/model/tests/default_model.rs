@@ -60,6 +60,7 @@ fn logits_and_greedy_generation_match_transformers(dir: &std::path::Path, tol: f
             Tensor::from_slice(&row.iter().map(|&x| x as i64).collect::<Vec<_>>()).unsqueeze(0);
         let ours = tch::no_grad(|| model.forward(&ids)).squeeze_dim(0);
         let d = max_abs_diff(&ours, &tensor2(&want["logits"][i]));
+        eprintln!("{}: prompt {i}: max abs logit diff {d:.2e}", dir.display());
         assert!(
             d <= tol,
             "{}: prompt {i}: max abs logit diff {d}",
