@@ -1027,9 +1027,12 @@ def check_scaling(pc, ctx):
                 pc.fail(None, f"modrl scaling fit on {name}.points.jsonl failed: {out.stderr.strip()[-300:]}")
                 continue
             new, old = json.loads(out.stdout), L.read_json(fit_path)
-            for k in ("r0", "a", "b", "c_mid", "rmse"):
-                if abs(new[k] - old[k]) > 1e-6 * max(1.0, abs(old[k])):
-                    pc.fail(None, f"{name}.fit.json: {k} = {old[k]}, `modrl scaling fit` now gives {new[k]}")
+            # Every number the fits table prints: the fit, its bootstrap intervals, the hold-out error.
+            for k in ("r0", "a", "b", "c_mid", "rmse", "ci_r0[0]", "ci_r0[1]", "ci_a[0]", "ci_a[1]",
+                      "ci_b[0]", "ci_b[1]", "ci_c_mid[0]", "ci_c_mid[1]", "holdout.mae"):
+                o, n = pick(old, k), pick(new, k)
+                if abs(n - o) > 1e-6 * max(1.0, abs(o)):
+                    pc.fail(None, f"{name}.fit.json: {k} = {o}, `modrl scaling fit` now gives {n}")
             pc.sources.add("modrl scaling fit (refit)")
 
 

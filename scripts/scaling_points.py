@@ -18,6 +18,7 @@ import json
 import os
 import shutil
 import statistics
+import tomllib
 
 PARAMS = 134.5e6
 PREFIX_TOKENS = 567  # the shared prompt prefix of offensive-compact (modrl eval prints it)
@@ -41,14 +42,16 @@ def main():
         if not os.path.isfile(mfile) or name.startswith("start-"):
             continue
         rows = [json.loads(l) for l in open(mfile) if l.strip()]
-        cfg = open(os.path.join(run, "config.toml")).read()
-        start = "start-base" if "adapter" not in cfg.split("[model]")[1].split("[")[0] else "start-sft"
+        with open(os.path.join(run, "config.toml"), "rb") as f:
+            cfg = tomllib.load(f)
+        start = "start-sft" if cfg["model"].get("adapter") else "start-base"
+        per_step = cfg["rl"]["prompts_per_step"]
         s = json.load(open(os.path.join(a.runs, start, "metrics.json")))
         points = [{"run": name, "start": start, "step": 0, "prompts": 0, "rollout_tokens": 0, "train_tokens": 0, "flops": 0,
                    "pr_auc": s["pr_auc"], "roc_auc": s["roc_auc"]}]
         prompts = rollout = 0
         for r in rows:
-            prompts += 16
+            prompts += per_step
             rollout += r.get("num_tokens", 0)
             if r.get("eval/pr_auc") is None:
                 continue

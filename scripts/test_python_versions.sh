@@ -20,7 +20,8 @@ WHEEL=$(ls target/wheels/modrl-*.whl 2>/dev/null | head -1)
 [ -x "$MODRL" ] || { echo "test_python_versions: no binary $MODRL: cargo build -p modrl-cli" >&2; exit 2; }
 find_python() { # VERSION -> an interpreter of that version
   local v=$1 c
-  for c in "python$v" /root/.pyenv/versions/"$v".*/bin/python"$v" /usr/bin/python"$v" /usr/local/bin/python"$v"; do
+  # On PATH, then pyenv's versions (PYENV_ROOT, default ~/.pyenv).
+  for c in "python$v" "${PYENV_ROOT:-$HOME/.pyenv}"/versions/"$v".*/bin/python"$v"; do
     for p in $c; do
       if command -v "$p" >/dev/null 2>&1 && "$p" -c "import sys; sys.exit(sys.version_info[:2] != tuple(map(int, '$v'.split('.'))))" 2>/dev/null; then
         command -v "$p"; return 0
