@@ -7,16 +7,18 @@
 #   sft-rl-steps  RL from the SFT adapter of the RL-vs-SFT study (n960/sft), STEPS steps at STEPS_LR,
 #                 exact estimator
 #   rl-steps      RL from the base model (RL only), RL_STEPS steps at RL_LR
+#   rl-klB        rl-steps with the KL term rl.beta = B to the base model (e.g. rl-kl0.2)
 #   sft-rl-steps-lr3e-4  sft-rl-steps at the study's lr 3e-4 over 160 steps (it collapses: kept as
 #                 the evidence for the lower STEPS_LR)
 #   g2 g4 g8 g16  RL from the SFT adapter, sampled estimator with G labels per prompt, G_STEPS steps
 #                 (the study's lr 3e-4 and schedule)
 #   start         the two starting points (SFT adapter, base model) scored on the same validation tweets
-#   test          sft-rl-steps's final adapter scored like the rows of the RL-vs-SFT study (first 600
+#   test          TEST_RUN's (default sft-rl-steps) final adapter scored like the rows of the RL-vs-SFT study (first 600
 #                 Davidson test tweets, threshold on the first 100 validation tweets; first 200
 #                 HateXplain posts at that threshold) into OUT/sft-rl-steps/test[-ood], with paired
 #                 comparisons against that study's rows (RLVS, default runs/rl-vs-sft/offensive)
-# With COMMIT=1, `test` also copies the row into docs/results/rl-vs-sft/offensive[-ood]/sft-rl-long.
+# With COMMIT=1, `test` also copies the row into docs/results/rl-vs-sft/offensive[-ood]/ROW (default
+# sft-rl-long).
 # Environment: B (binary, default target/release/modrl), OUT (runs/scaling/offensive), STEPS (120),
 # STEPS_LR (1e-4), RL_STEPS (60), RL_LR (2e-4), G_STEPS (40), EVERY (10), VAL_N (200). One job at a time: nothing here reports a timing.
 set -euo pipefail
@@ -68,41 +70,44 @@ for r in "${RUNS[@]}"; do
     sft-rl-steps) train "$r" --set "model.adapter=\"$SFT\"" --set "rl.max_steps=$STEPS" \
         --set "rl.learning_rate=$STEPS_LR" ;;
     rl-steps) train "$r" --set "rl.max_steps=${RL_STEPS:-60}" --set "rl.learning_rate=${RL_LR:-2e-4}" ;;
+    rl-kl*) train "$r" --set "rl.max_steps=${RL_STEPS:-60}" --set "rl.learning_rate=${RL_LR:-2e-4}" \
+        --set "rl.beta=${r#rl-kl}" ;;
     sft-rl-steps-lr3e-4) train "$r" --set "model.adapter=\"$SFT\"" --set "rl.max_steps=160" ;;
     g[0-9]*) train "$r" --set "model.adapter=\"$SFT\"" --set "rl.max_steps=$G_STEPS" \
         --set 'rl.label_estimator="sampled"' --set "rl.num_generations=${r#g}" ;;
     test)
+      TR=${TEST_RUN:-sft-rl-steps}; ROW=${ROW:-sft-rl-long}
       RLVS=${RLVS:-runs/rl-vs-sft/offensive}
-      t=$OUT/sft-rl-steps/test
-      [ -f "$OUT/sft-rl-steps/final/adapter_model.safetensors" ] || { echo "scaling_study.sh: run sft-rl-steps first" >&2; exit 2; }
+      t=$OUT/$TR/test
+      [ -f "$OUT/$TR/final/adapter_model.safetensors" ] || { echo "scaling_study.sh: run $TR first" >&2; exit 2; }
       if [ ! -f "$t/metrics.json" ]; then
-        log "test: scoring sft-rl-steps on 600 test tweets"
-        $B eval --model "$M" --adapter "$OUT/sft-rl-steps/final" --policy "$P" --data "$D" --scoring verdict-token \
+        log "test: scoring $TR on 600 test tweets"
+        $B eval --model "$M" --adapter "$OUT/$TR/final" --policy "$P" --data "$D" --scoring verdict-token \
           --split test --limit 600 --val-limit 100 --out "$t" > /dev/null 2> "$t.log"
       fi
       if [ ! -f "$t-ood/metrics.json" ]; then
         thr=$(.venv/bin/python -c 'import json,sys; print(json.load(open(sys.argv[1]))["threshold"])' "$t/metrics.json")
-        log "test: scoring sft-rl-steps on 200 HateXplain posts at threshold $thr"
-        $B eval --model "$M" --adapter "$OUT/sft-rl-steps/final" --policy "$P" --data runs/data/hatexplain-offensive.jsonl \
+        log "test: scoring $TR on 200 HateXplain posts at threshold $thr"
+        $B eval --model "$M" --adapter "$OUT/$TR/final" --policy "$P" --data runs/data/hatexplain-offensive.jsonl \
           --scoring verdict-token --split test --limit 200 --threshold "$thr" --out "$t-ood" > /dev/null 2> "$t-ood.log"
       fi
-      for base in zero-shot n960/sft n960/sft-rl n960/sft-more n3840/sft n960/tfidf n3840/tfidf; do
+      for base in zero-shot n960/rl n960/sft n960/sft-rl n960/sft-more n3840/sft n960/tfidf n3840/tfidf; do
         for suf in "" -ood; do
           a=$RLVS/$base/test$suf; [ "$base" = zero-shot ] && a=$RLVS/zero-shot$suf
           [ -f "$a/scores.jsonl" ] || continue
           name=vs-$(echo "$base" | tr / -)$suf
-          $B eval --compare "$a" "$t$suf" --out "$OUT/sft-rl-steps/$name" 2> /dev/null | sed "s|^|sft-rl-steps $name: |"
+          $B eval --compare "$a" "$t$suf" --out "$OUT/$TR/$name" 2> /dev/null | sed "s|^|$TR $name: |"
         done
       done
       if [ "${COMMIT:-0}" = 1 ]; then
-        # The row `sft-rl-long` of docs/results/rl-vs-sft.md (same layout as rl_vs_sft.sh COMMIT=1).
+        # The row `$ROW` of docs/results/rl-vs-sft.md (same layout as rl_vs_sft.sh COMMIT=1).
         for suf in "" -ood; do
-          dest=docs/results/rl-vs-sft/offensive$suf/sft-rl-long
+          dest=docs/results/rl-vs-sft/offensive$suf/$ROW
           mkdir -p "$dest"
           for f in scores.jsonl val_scores.jsonl metrics.json; do
             [ -f "$t$suf/$f" ] && cp "$t$suf/$f" "$dest/"
           done
-          for c in "$OUT"/sft-rl-steps/vs-*$suf/compare.json; do
+          for c in "$OUT"/$TR/vs-*$suf/compare.json; do
             v=$(basename "$(dirname "$c")")
             [ -z "$suf" ] && [ "${v%-ood}" != "$v" ] && continue
             v=${v%-ood}; v=${v/n960-/}; v=${v/n3840-sft/sft-n3840}; v=${v/n3840-tfidf/tfidf-n3840}
@@ -110,7 +115,7 @@ for r in "${RUNS[@]}"; do
           done
         done
         for f in metrics.jsonl config.toml train_ids.txt; do
-          cp "$OUT/sft-rl-steps/$f" "docs/results/rl-vs-sft/offensive/sft-rl-long/run-$f"
+          cp "$OUT/$TR/$f" "docs/results/rl-vs-sft/offensive/$ROW/run-$f"
         done
       fi ;;
     *) echo "scaling_study.sh: unknown run '$r'" >&2; exit 2 ;;

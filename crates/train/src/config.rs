@@ -186,8 +186,9 @@ pub struct RlConfig {
     pub learning_rate: f64,
     /// Linear warmup steps, then cosine decay to 10 %. Default 0.
     pub warmup_steps: usize,
-    /// KL coefficient to a frozen reference (k3 estimator). Default 0.0: the paper, and TRL
-    /// since 0.19; no reference model is loaded then.
+    /// KL coefficient to a frozen reference (k3 estimator; exact over the two labels with
+    /// `action = "label"`). Default 0.0: the paper, and TRL since 0.19; no reference model is
+    /// loaded then.
     pub beta: f64,
     /// Lower clip range of the ratio. Default 0.2.
     pub epsilon: f64,
@@ -461,8 +462,8 @@ impl RunConfig {
                 if self.data.variant.has_reasoning() {
                     bail!("field \"rl.action\": \"label\" samples the label word after the verdict prefix; it needs data.variant = \"no_reasoning\"");
                 }
-                if rl.rollout_url.is_some() || rl.beta != 0.0 || rl.num_iterations != 1 {
-                    bail!("field \"rl.action\": \"label\" runs locally and on-policy: it does not support rl.rollout_url, rl.beta > 0 or rl.num_iterations > 1");
+                if rl.rollout_url.is_some() || rl.num_iterations != 1 {
+                    bail!("field \"rl.action\": \"label\" runs locally and on-policy: it does not support rl.rollout_url or rl.num_iterations > 1");
                 }
                 if rl.balance_labels && !rl.prompts_per_step.is_multiple_of(2) {
                     bail!("field \"rl.balance_labels\": needs an even rl.prompts_per_step (half from each class)");

@@ -12,6 +12,14 @@
 //! scale of update, no sampling noise; with `scale_rewards = "group"` the divisor is the
 //! reward's standard deviation under the policy, `sqrt(p (1 - p)) |r_v - r_s|`.
 //!
+//! With `rl.beta > 0` the loss adds `beta * KL(pi || pi_ref)` per prompt, computed exactly over
+//! the two labels (the reference: the model without its adapters, or a frozen copy). Without it,
+//! RL from the base model collapses onto one label within ten steps (docs/results/scaling.md):
+//! the accuracy gradient of a prompt is `p (1 - p) (r_v - r_s)`, which vanishes as the policy
+//! grows certain, so once a shared shift has pushed every prompt towards one label nothing pulls
+//! it back; the KL's gradient `p (1 - p) (z - z_ref)` on the label logit `z` does, and under
+//! Adam's normalised steps a consistent pull is enough.
+//!
 //! Why: sampled verdict lines from a 135M base model almost never parse (no reward signal), and
 //! decoding them costs a generation per sample; here every sample is a valid label and the G
 //! samples of a prompt cost nothing beyond one forward pass of the prompt. Compared with SFT's
@@ -50,6 +58,27 @@ pub struct LabelStep<'a> {
     /// Prompts per forward/backward.
     pub micro_batch_size: usize,
     pub seed: u64,
+    /// KL coefficient (`rl.beta`) and the reference's label log-probs, `[prompts, 2]` from
+    /// [`label_logprobs`] at the same temperature; `None` when `beta` is 0.
+    pub kl: Option<(f64, &'a Tensor)>,
+}
+
+/// The policy's log-probs over the two labels, `[prompts, 2]` (violating first), at `temperature`.
+pub fn label_logprobs(
+    model: &Model,
+    prefix: &[u32],
+    prompts: &[&[u32]],
+    label_tokens: (u32, u32),
+    temperature: f64,
+) -> Result<Tensor> {
+    let tokens = [label_tokens.0, label_tokens.1];
+    let lp = next_token_choice_logprobs(model, Some(prefix), prompts, &tokens)?;
+    Ok((lp / temperature).log_softmax(-1, Kind::Float))
+}
+
+/// Exact `KL(pi || pi_ref)` per row of two log-prob rows, `[rows]`.
+pub fn label_kl(logp: &Tensor, ref_logp: &Tensor) -> Tensor {
+    (logp.exp() * (logp - ref_logp)).sum_dim_intlist(-1, false, Kind::Float)
 }
 
 /// The sampled labels and their rewards (no model needed): `p_violating[i]` is the policy's
@@ -149,7 +178,13 @@ pub fn step(model: &Model, s: &LabelStep, metrics: &mut Map<String, Value>) -> R
     if n == 0 || n != s.labels.len() || g < 2 || s.temperature <= 0.0 {
         bail!("label-token RL needs prompts with labels, G >= 2 and a positive temperature");
     }
-    let tokens = [s.label_tokens.0, s.label_tokens.1];
+    if let Some((beta, r)) = s.kl {
+        if beta < 0.0 || r.size() != [n as i64, 2] {
+            bail!(
+                "label-token RL: the KL term needs beta >= 0 and reference log-probs [prompts, 2]"
+            );
+        }
+    }
     let chunks: Vec<std::ops::Range<usize>> = (0..n)
         .step_by(s.micro_batch_size.max(1))
         .map(|a| a..(a + s.micro_batch_size.max(1)).min(n))
@@ -158,8 +193,13 @@ pub fn step(model: &Model, s: &LabelStep, metrics: &mut Map<String, Value>) -> R
     let mut logps: Vec<Tensor> = Vec::with_capacity(chunks.len());
     let mut p_v: Vec<f64> = Vec::with_capacity(n);
     for r in &chunks {
-        let lp = next_token_choice_logprobs(model, Some(s.prefix), &s.prompts[r.clone()], &tokens)?;
-        let lp = (lp / s.temperature).log_softmax(-1, Kind::Float);
+        let lp = label_logprobs(
+            model,
+            s.prefix,
+            &s.prompts[r.clone()],
+            s.label_tokens,
+            s.temperature,
+        )?;
         let pv: Vec<f32> = Vec::try_from(
             &lp.select(1, 0)
                 .exp()
@@ -216,16 +256,28 @@ pub fn step(model: &Model, s: &LabelStep, metrics: &mut Map<String, Value>) -> R
     };
     let mut loss_total = 0.0;
     let mut entropy = 0.0;
+    let mut kl_total = 0.0;
     for (r, lp) in chunks.iter().zip(&logps) {
         let wt = Tensor::from_slice(&w[r.start * 2..r.end * 2])
             .view([r.len() as i64, 2])
             .to_device(lp.device());
-        let loss = -(&wt * lp).sum(Kind::Float);
+        let mut loss = -(&wt * lp).sum(Kind::Float);
+        if let Some((beta, reference)) = s.kl {
+            let rows = reference
+                .narrow(0, r.start as i64, r.len() as i64)
+                .to_device(lp.device());
+            let kl = label_kl(lp, &rows).sum(Kind::Float);
+            kl_total += kl.detach().double_value(&[]);
+            loss = loss + kl * (beta / n as f64);
+        }
         loss.backward();
         loss_total += loss.double_value(&[]);
         entropy += -(lp.exp() * lp).sum(Kind::Float).detach().double_value(&[]);
     }
     put(metrics, "entropy", entropy / n as f64);
+    if s.kl.is_some() {
+        put(metrics, "kl", kl_total / n as f64);
+    }
     put(metrics, "label/p_gold_mean", mean(&p_gold));
     put(metrics, "label/p_violating_mean", mean(&p_v));
     Ok(loss_total)
@@ -285,6 +337,30 @@ mod tests {
             assert!((g - p * (1.0 - p) * (rv - rs)).abs() < 1e-12, "{g}");
             assert!((e.expected_reward[0] - (p * rv + (1.0 - p) * rs)).abs() < 1e-12);
         }
+    }
+
+    #[test]
+    fn the_kl_term_is_the_bernoulli_kl_and_pulls_the_label_logit_back() {
+        // Policy p = sigmoid(z) against a reference q: KL = p ln(p/q) + (1-p) ln((1-p)/(1-q)),
+        // and dKL/dz = p (1 - p) (z - z_ref) with z the log-odds.
+        let (p, q) = (0.9f64, 0.4f64);
+        let z = Tensor::from_slice(&[(p / (1.0 - p)).ln() as f32, 0.0])
+            .view([1, 2])
+            .set_requires_grad(true);
+        let lp = z.log_softmax(-1, Kind::Float);
+        let rf = Tensor::from_slice(&[q.ln() as f32, (1.0 - q).ln() as f32]).view([1, 2]);
+        let kl = label_kl(&lp, &rf);
+        let want = p * (p / q).ln() + (1.0 - p) * ((1.0 - p) / (1.0 - q)).ln();
+        assert!(
+            (kl.double_value(&[0]) - want).abs() < 1e-5,
+            "{kl:?} vs {want}"
+        );
+        kl.sum(Kind::Float).backward();
+        let dz = z.grad().double_value(&[0, 0]);
+        let want = p * (1.0 - p) * ((p / (1.0 - p)).ln() - (q / (1.0 - q)).ln());
+        assert!(dz > 0.0 && (dz - want).abs() < 1e-5, "{dz} vs {want}");
+        // No divergence from itself.
+        assert!(label_kl(&rf, &rf).double_value(&[0]).abs() < 1e-7);
     }
 
     #[test]

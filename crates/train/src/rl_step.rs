@@ -601,15 +601,21 @@ pub(crate) fn label_rl_step(
     };
     let prompts: Vec<&[u32]> = idx.iter().map(|&i| prompt_ids[i].as_slice()).collect();
     let labels: Vec<u8> = idx.iter().map(|&i| ctx.train[i].label).collect();
-    ctx.model.training = true;
+    let label_tokens = modrl_moderation::score::label_tokens(&ctx.tok)?;
     let t = Instant::now();
+    let reference = if cfg.rl.beta > 0.0 {
+        Some(label_reference(ctx, prefix_ids, &prompts, label_tokens)?)
+    } else {
+        None
+    };
+    ctx.model.training = true;
     let loss = crate::label_rl::step(
         &ctx.model,
         &crate::label_rl::LabelStep {
             prefix: prefix_ids,
             prompts: &prompts,
             labels: &labels,
-            label_tokens: modrl_moderation::score::label_tokens(&ctx.tok)?,
+            label_tokens,
             num_generations: cfg.rl.num_generations,
             temperature: cfg.rl.temperature,
             fn_cost: cfg.rewards.fn_cost,
@@ -618,6 +624,7 @@ pub(crate) fn label_rl_step(
             estimator: cfg.rl.label_estimator,
             micro_batch_size: cfg.rl.micro_batch_size,
             seed: step_seed,
+            kl: reference.as_ref().map(|r| (cfg.rl.beta, r)),
         },
         metrics,
     )?;
@@ -632,6 +639,32 @@ pub(crate) fn label_rl_step(
         LabelEstimator::Exact => 2,
     };
     Ok((loss, prompts.len() * per_prompt))
+}
+
+/// The reference's log-probs over the two labels, `[prompts, 2]`, by micro-batch: the base
+/// model without its adapters (LoRA), or a second copy of the base (full fine-tuning).
+fn label_reference(
+    ctx: &mut Ctx,
+    prefix_ids: &[u32],
+    prompts: &[&[u32]],
+    label_tokens: (u32, u32),
+) -> Result<Tensor> {
+    let (t, mb) = (ctx.cfg.rl.temperature, ctx.cfg.rl.micro_batch_size.max(1));
+    let mut rows = Vec::new();
+    for chunk in prompts.chunks(mb) {
+        let r = tch::no_grad(|| match &ctx.ref_model {
+            Some(m) => crate::label_rl::label_logprobs(m, prefix_ids, chunk, label_tokens, t),
+            None => {
+                ctx.model.adapters_enabled = false;
+                let r =
+                    crate::label_rl::label_logprobs(&ctx.model, prefix_ids, chunk, label_tokens, t);
+                ctx.model.adapters_enabled = true;
+                r
+            }
+        })?;
+        rows.push(r);
+    }
+    Ok(Tensor::cat(&rows, 0))
 }
 
 /// Log-probs under the frozen reference: the base model without its adapters (LoRA), or a second
