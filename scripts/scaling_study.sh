@@ -7,7 +7,8 @@
 #   sft-rl-steps  RL from the SFT adapter of the RL-vs-SFT study (n960/sft), STEPS steps at STEPS_LR,
 #                 exact estimator
 #   rl-steps      RL from the base model (RL only), RL_STEPS steps at RL_LR
-#   rl-klB        rl-steps with the KL term rl.beta = B to the base model (e.g. rl-kl0.2)
+#   rl-klB        rl-steps with the KL term rl.beta = B to the base model (e.g. rl-kl0.5), no format
+#                 term (rewards.format = 0); rl-klB-fmt: with the format term (rewards.format = 0.2)
 #   sft-rl-steps-lr3e-4  sft-rl-steps at the study's lr 3e-4 over 160 steps (it collapses: kept as
 #                 the evidence for the lower STEPS_LR)
 #   g2 g4 g8 g16  RL from the SFT adapter, sampled estimator with G labels per prompt, G_STEPS steps
@@ -70,8 +71,10 @@ for r in "${RUNS[@]}"; do
     sft-rl-steps) train "$r" --set "model.adapter=\"$SFT\"" --set "rl.max_steps=$STEPS" \
         --set "rl.learning_rate=$STEPS_LR" ;;
     rl-steps) train "$r" --set "rl.max_steps=${RL_STEPS:-60}" --set "rl.learning_rate=${RL_LR:-2e-4}" ;;
-    rl-kl*) train "$r" --set "rl.max_steps=${RL_STEPS:-60}" --set "rl.learning_rate=${RL_LR:-2e-4}" \
-        --set "rl.beta=${r#rl-kl}" ;;
+    rl-kl*) b=${r#rl-kl}; f=0
+      case $b in *-fmt) b=${b%-fmt}; f=0.2 ;; esac
+      train "$r" --set "rl.max_steps=${RL_STEPS:-60}" --set "rl.learning_rate=${RL_LR:-2e-4}" \
+        --set "rl.beta=$b" --set "rewards.format=$f" ;;
     sft-rl-steps-lr3e-4) train "$r" --set "model.adapter=\"$SFT\"" --set "rl.max_steps=160" ;;
     g[0-9]*) train "$r" --set "model.adapter=\"$SFT\"" --set "rl.max_steps=$G_STEPS" \
         --set 'rl.label_estimator="sampled"' --set "rl.num_generations=${r#g}" ;;

@@ -184,16 +184,16 @@ impl RowsForward {
 }
 
 /// Log-probabilities of `tokens` (e.g. the two label words) as the next token after each prompt,
-/// renormalised over `tokens` (`[B, tokens.len()]`, rows sum to 1 in probability), with gradients:
-/// the policy of label-token RL, and the distribution verdict-token scoring reads.
-pub fn next_token_choice_logprobs(
+/// under the whole vocabulary (`[B, tokens.len()]`; `log_softmax(-1)` of it renormalises over
+/// `tokens`), with gradients: the policy of label-token RL, and what verdict-token scoring reads.
+pub fn next_token_logprobs_at(
     model: &Model,
     prefix: Option<&[u32]>,
     prompts: &[&[u32]],
     tokens: &[u32],
 ) -> Result<Tensor> {
     if prompts.is_empty() || prompts.iter().any(|p| p.is_empty()) || tokens.len() < 2 {
-        bail!("next_token_choice_logprobs needs non-empty prompts and at least two tokens");
+        bail!("next_token_logprobs_at needs non-empty prompts and at least two tokens");
     }
     let dev = model.device;
     let empty: Vec<&[u32]> = vec![&[]; prompts.len()];
@@ -209,7 +209,7 @@ pub fn next_token_choice_logprobs(
     let logits = model.logits(&hsel).to_kind(Kind::Float);
     let idx =
         Tensor::from_slice(&tokens.iter().map(|&t| t as i64).collect::<Vec<_>>()).to_device(dev);
-    Ok(logits.index_select(1, &idx).log_softmax(-1, Kind::Float))
+    Ok(logits.log_softmax(-1, Kind::Float).index_select(1, &idx))
 }
 
 /// Mean negative log-likelihood of the completion tokens (the SFT loss).

@@ -12,6 +12,12 @@
 //! scale of update, no sampling noise; with `scale_rewards = "group"` the divisor is the
 //! reward's standard deviation under the policy, `sqrt(p (1 - p)) |r_v - r_s|`.
 //!
+//! The label words' share of the next-token distribution (`m`) is outside that renormalised
+//! policy, so nothing above keeps it: RL from the base model drove it below one half for most
+//! prompts (no valid verdict when decoding; `label_mass_below_half` in verdict-token scoring).
+//! With `rewards.format` > 0 the loss adds `-format * log m` per prompt, the likelihood that the
+//! next token is a label word at all (label-agnostic: no gold label enters it).
+//!
 //! With `rl.beta > 0` the loss adds `beta * KL(pi || pi_ref)` per prompt, computed exactly over
 //! the two labels (the reference: the model without its adapters, or a frozen copy). Without it,
 //! RL from the base model collapses onto one label within ten steps (docs/results/scaling.md):
@@ -28,7 +34,7 @@
 //! wrong about (often label noise) instead of pushing hardest on them.
 
 use anyhow::{bail, Result};
-use modrl_model::train::next_token_choice_logprobs;
+use modrl_model::train::next_token_logprobs_at;
 use modrl_model::{Kind, Model, Tensor};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -58,22 +64,28 @@ pub struct LabelStep<'a> {
     /// Prompts per forward/backward.
     pub micro_batch_size: usize,
     pub seed: u64,
+    /// Weight of the format term (`rewards.format`): `-format * log m` per prompt, `m` the
+    /// next-token probability of the two label words; 0 = off.
+    pub format_weight: f64,
     /// KL coefficient (`rl.beta`) and the reference's label log-probs, `[prompts, 2]` from
     /// [`label_logprobs`] at the same temperature; `None` when `beta` is 0.
     pub kl: Option<(f64, &'a Tensor)>,
 }
 
-/// The policy's log-probs over the two labels, `[prompts, 2]` (violating first), at `temperature`.
+/// The policy's log-probs over the two labels, `[prompts, 2]` (violating first), at `temperature`
+/// (renormalised over the two words), and the log of the next-token mass on them, `[prompts]`
+/// (at temperature 1, under the whole vocabulary).
 pub fn label_logprobs(
     model: &Model,
     prefix: &[u32],
     prompts: &[&[u32]],
     label_tokens: (u32, u32),
     temperature: f64,
-) -> Result<Tensor> {
+) -> Result<(Tensor, Tensor)> {
     let tokens = [label_tokens.0, label_tokens.1];
-    let lp = next_token_choice_logprobs(model, Some(prefix), prompts, &tokens)?;
-    Ok((lp / temperature).log_softmax(-1, Kind::Float))
+    let full = next_token_logprobs_at(model, Some(prefix), prompts, &tokens)?;
+    let log_mass = full.logsumexp([-1].as_slice(), false);
+    Ok(((full / temperature).log_softmax(-1, Kind::Float), log_mass))
 }
 
 /// Exact `KL(pi || pi_ref)` per row of two log-prob rows, `[rows]`.
@@ -191,15 +203,21 @@ pub fn step(model: &Model, s: &LabelStep, metrics: &mut Map<String, Value>) -> R
         .collect();
     // The policy over the two labels, with gradients kept per micro-batch for the loss.
     let mut logps: Vec<Tensor> = Vec::with_capacity(chunks.len());
+    let mut log_masses: Vec<Tensor> = Vec::with_capacity(chunks.len());
+    let mut mass: Vec<f64> = Vec::with_capacity(n);
     let mut p_v: Vec<f64> = Vec::with_capacity(n);
     for r in &chunks {
-        let lp = label_logprobs(
+        let (lp, log_mass) = label_logprobs(
             model,
             s.prefix,
             &s.prompts[r.clone()],
             s.label_tokens,
             s.temperature,
         )?;
+        let m: Vec<f32> =
+            Vec::try_from(&log_mass.detach().exp().to_device(modrl_model::Device::Cpu))?;
+        mass.extend(m.iter().map(|&x| x as f64));
+        log_masses.push(log_mass);
         let pv: Vec<f32> = Vec::try_from(
             &lp.select(1, 0)
                 .exp()
@@ -257,7 +275,7 @@ pub fn step(model: &Model, s: &LabelStep, metrics: &mut Map<String, Value>) -> R
     let mut loss_total = 0.0;
     let mut entropy = 0.0;
     let mut kl_total = 0.0;
-    for (r, lp) in chunks.iter().zip(&logps) {
+    for ((r, lp), log_mass) in chunks.iter().zip(&logps).zip(&log_masses) {
         let wt = Tensor::from_slice(&w[r.start * 2..r.end * 2])
             .view([r.len() as i64, 2])
             .to_device(lp.device());
@@ -270,11 +288,26 @@ pub fn step(model: &Model, s: &LabelStep, metrics: &mut Map<String, Value>) -> R
             kl_total += kl.detach().double_value(&[]);
             loss = loss + kl * (beta / n as f64);
         }
+        if s.format_weight != 0.0 {
+            loss = loss - log_mass.sum(Kind::Float) * (s.format_weight / n as f64);
+        }
         loss.backward();
         loss_total += loss.double_value(&[]);
         entropy += -(lp.exp() * lp).sum(Kind::Float).detach().double_value(&[]);
     }
     put(metrics, "entropy", entropy / n as f64);
+    // The format reward's expectation: a sampled next token is a label word with probability m.
+    put(metrics, "rewards/format/mean", mean(&mass));
+    put(
+        metrics,
+        "label/mass_below_half",
+        mean(
+            &mass
+                .iter()
+                .map(|&m| f64::from(u8::from(m < 0.5)))
+                .collect::<Vec<_>>(),
+        ),
+    );
     if s.kl.is_some() {
         put(metrics, "kl", kl_total / n as f64);
     }
@@ -361,6 +394,88 @@ mod tests {
         assert!(dz > 0.0 && (dz - want).abs() < 1e-5, "{dz} vs {want}");
         // No divergence from itself.
         assert!(label_kl(&rf, &rf).double_value(&[0]).abs() < 1e-7);
+    }
+
+    fn tiny_lora_model() -> Model {
+        let cfg = modrl_model::ModelConfig::from_json(
+            r#"{"architectures":["LlamaForCausalLM"],"model_type":"llama","vocab_size":64,
+              "hidden_size":16,"intermediate_size":32,"num_hidden_layers":1,"num_attention_heads":2,
+              "num_key_value_heads":1,"rms_norm_eps":1e-6,"rope_theta":10000.0,"tie_word_embeddings":true,
+              "bos_token_id":1,"eos_token_id":2,"max_position_embeddings":128}"#,
+        )
+        .unwrap();
+        let mut model = Model::random(cfg, 3, modrl_model::Device::Cpu);
+        let lora = modrl_model::LoraConfig {
+            lora_dropout: 0.0,
+            ..Default::default()
+        };
+        modrl_model::lora::attach(&mut model, &lora).unwrap();
+        model
+    }
+
+    /// Mean log next-token mass on the label words.
+    fn mean_log_mass(model: &Model, prompts: &[&[u32]]) -> f64 {
+        tch::no_grad(|| {
+            let (_, lm) = label_logprobs(model, &[5, 6], prompts, (10, 11), 1.0).unwrap();
+            lm.mean(Kind::Float).double_value(&[])
+        })
+    }
+
+    #[test]
+    fn the_format_term_raises_the_label_words_share_of_the_next_token() {
+        let mut model = tiny_lora_model();
+        model.training = true;
+        let params = modrl_model::lora::trainable(&model);
+        let prompts: Vec<&[u32]> = vec![&[7, 8, 9], &[12, 13], &[20, 21, 22], &[30]];
+        let labels = [1u8, 0, 1, 0];
+        let grads = |model: &Model, format_weight: f64| -> Vec<Tensor> {
+            modrl_model::train::zero_grad(&params);
+            let mut m = Map::new();
+            let s = LabelStep {
+                prefix: &[5, 6],
+                prompts: &prompts,
+                labels: &labels,
+                label_tokens: (10, 11),
+                num_generations: 2,
+                temperature: 1.0,
+                fn_cost: 0.0,
+                fp_cost: 0.0,
+                scale_rewards: ScaleRewards::None,
+                estimator: LabelEstimator::Exact,
+                micro_batch_size: 2,
+                seed: 0,
+                format_weight,
+                kl: None,
+            };
+            step(model, &s, &mut m).unwrap();
+            let logged = m["rewards/format/mean"].as_f64().unwrap();
+            assert!(logged > 0.0 && logged < 0.2, "{logged}");
+            params.iter().map(|p| p.grad().copy()).collect()
+        };
+        let (g0, g1) = (grads(&model, 0.0), grads(&model, 1.0));
+        // The difference is the format term's gradient alone: a small step against it raises the
+        // mass; a step along it lowers it.
+        let before = mean_log_mass(&model, &prompts);
+        let moved = |sign: f64| {
+            tch::no_grad(|| {
+                for ((p, a), b) in params.iter().zip(&g1).zip(&g0) {
+                    let _ = p.shallow_clone().g_add_(&((a - b) * (-0.5 * sign)));
+                }
+            });
+            let m = mean_log_mass(&model, &prompts);
+            tch::no_grad(|| {
+                for ((p, a), b) in params.iter().zip(&g1).zip(&g0) {
+                    let _ = p.shallow_clone().g_add_(&((a - b) * (0.5 * sign)));
+                }
+            });
+            m
+        };
+        assert!(g1
+            .iter()
+            .zip(&g0)
+            .any(|(a, b)| (a - b).abs().max().double_value(&[]) > 0.0));
+        let (up, down) = (moved(1.0), moved(-1.0));
+        assert!(up > before && down < before, "{down} < {before} < {up}");
     }
 
     #[test]

@@ -624,6 +624,7 @@ pub(crate) fn label_rl_step(
             estimator: cfg.rl.label_estimator,
             micro_batch_size: cfg.rl.micro_batch_size,
             seed: step_seed,
+            format_weight: cfg.rewards.format,
             kl: reference.as_ref().map(|r| (cfg.rl.beta, r)),
         },
         metrics,
@@ -653,11 +654,14 @@ fn label_reference(
     let mut rows = Vec::new();
     for chunk in prompts.chunks(mb) {
         let r = tch::no_grad(|| match &ctx.ref_model {
-            Some(m) => crate::label_rl::label_logprobs(m, prefix_ids, chunk, label_tokens, t),
+            Some(m) => {
+                crate::label_rl::label_logprobs(m, prefix_ids, chunk, label_tokens, t).map(|r| r.0)
+            }
             None => {
                 ctx.model.adapters_enabled = false;
                 let r =
-                    crate::label_rl::label_logprobs(&ctx.model, prefix_ids, chunk, label_tokens, t);
+                    crate::label_rl::label_logprobs(&ctx.model, prefix_ids, chunk, label_tokens, t)
+                        .map(|r| r.0);
                 ctx.model.adapters_enabled = true;
                 r
             }
