@@ -118,7 +118,7 @@ def log(path, key, step=None, stage=None, agg=None, paths=None):
             return next(r[key] for r in rows if r["step"] == step)
         vals = [r[key] for r in rows if key in r]
         return {"min": min, "max": max, "median": statistics.median, "count": len, "sum": sum,
-                "first": lambda v: v[0]}[agg](vals)
+                "first": lambda v: v[0], "last10_mean": lambda v: statistics.mean(v[-10:])}[agg](vals)
     return Ref(fn, ", ".join(files))
 
 
@@ -1028,8 +1028,16 @@ def check_scaling(pc, ctx):
                 continue
             new, old = json.loads(out.stdout), L.read_json(fit_path)
             # Every number the fits table prints: the fit, its bootstrap intervals, the hold-out error.
-            for k in ("r0", "a", "b", "c_mid", "rmse", "ci_r0[0]", "ci_r0[1]", "ci_a[0]", "ci_a[1]",
-                      "ci_b[0]", "ci_b[1]", "ci_c_mid[0]", "ci_c_mid[1]", "holdout.mae"):
+            if (old.get("holdout") is None) != (new.get("holdout") is None):
+                pc.fail(None, f"{name}.fit.json: hold-out {old.get('holdout')}, `modrl scaling fit` now gives "
+                              f"{new.get('holdout')}")
+                continue
+            keys = ["r0", "a", "b", "c_mid", "rmse", "ci_r0[0]", "ci_r0[1]", "ci_a[0]", "ci_a[1]",
+                    "ci_b[0]", "ci_b[1]", "ci_c_mid[0]", "ci_c_mid[1]"]
+            # A fit over too few points has no hold-out (the table prints "-").
+            if old.get("holdout") is not None:
+                keys.append("holdout.mae")
+            for k in keys:
                 o, n = pick(old, k), pick(new, k)
                 if abs(n - o) > 1e-6 * max(1.0, abs(o)):
                     pc.fail(None, f"{name}.fit.json: {k} = {o}, `modrl scaling fit` now gives {n}")
@@ -1071,6 +1079,61 @@ SCALING_CLAIMS = [
           log(f"{SC}/rl-steps.points.jsonl", "pr_auc", step=10)),
     Claim("On 600 test tweets the final adapter scores PR-AUC {:.3f}",
           ev(f"{OFF}/sft-rl-long", "pr_auc")),
+    # The remedy: RL only with the KL term (runs rl-kl0.5, rl-kl0.5-fmt; rows rl-kl, rl-kl-fmt).
+    Claim("only from the base model no longer collapses and climbs from {:.3f} to {:.3f} validation PR-AUC in",
+          log(f"{SC}/rl-kl0.5.points.jsonl", "pr_auc", step=0), log(f"{SC}/rl-kl0.5.points.jsonl", "pr_auc", step=60)),
+    Claim("on 600 test tweets it scores {:.3f}, {:+.3f} [{:+.3f}, {:+.3f}] over SFT only",
+          ev(f"{OFF}/rl-kl", "pr_auc"), off_cmp("rl-kl", "sft", "pr_auc.diff"),
+          off_cmp("rl-kl", "sft", "pr_auc.ci[0]"), off_cmp("rl-kl", "sft", "pr_auc.ci[1]")),
+    Claim("Its fitted asymptote ({:.3f} [{:.3f}, {:.3f}]) is below SFT then RL's ({:.3f} [{:.3f}, {:.3f}])",
+          js(f"{SC}/rl-kl0.5.fit.json", "a"), js(f"{SC}/rl-kl0.5.fit.json", "ci_a[0]"),
+          js(f"{SC}/rl-kl0.5.fit.json", "ci_a[1]"), js(f"{SC}/sft-rl-steps.fit.json", "a"),
+          js(f"{SC}/sft-rl-steps.fit.json", "ci_a[0]"), js(f"{SC}/sft-rl-steps.fit.json", "ci_a[1]")),
+    Claim("(mean P(gold) {:.3f} on the first batch)", log(f"{SC}/rl-kl0.5.metrics.jsonl", "label/p_gold_mean", step=1)),
+    Claim("mean P(violating) stayed between {:.3f} and {:.3f} over all 60 steps (without it: {:.3f} by step 9)",
+          log(f"{SC}/rl-kl0.5.metrics.jsonl", "label/p_violating_mean", agg="min"),
+          log(f"{SC}/rl-kl0.5.metrics.jsonl", "label/p_violating_mean", agg="max"),
+          log(f"{SC}/rl-steps.metrics.jsonl", "label/p_violating_mean", step=9)),
+    Claim("the mean KL per prompt stayed at or under {:.3f} nats, and the mean P(gold) on the training batches rose "
+          "from {:.3f} to {:.3f} (last ten steps)",
+          log(f"{SC}/rl-kl0.5.metrics.jsonl", "kl", agg="max"),
+          log(f"{SC}/rl-kl0.5.metrics.jsonl", "label/p_gold_mean", step=1),
+          log(f"{SC}/rl-kl0.5.metrics.jsonl", "label/p_gold_mean", agg="last10_mean")),
+    Claim("**Curve**: {:.3f} at the start, {:.3f} at step 10 (the collapsed run: {:.3f}), then {:.3f}, {:.3f}, {:.3f}, "
+          "{:.3f}, {:.3f}",
+          *[log(f"{SC}/rl-kl0.5.points.jsonl", "pr_auc", step=k) for k in (0, 10)],
+          log(f"{SC}/rl-steps.points.jsonl", "pr_auc", step=10),
+          *[log(f"{SC}/rl-kl0.5.points.jsonl", "pr_auc", step=k) for k in (20, 30, 40, 50, 60)]),
+    Claim("puts the asymptote at {:.3f} [{:.3f}, {:.3f}]; the SFT-then-RL recipe's is {:.3f} [{:.3f}, {:.3f}]",
+          js(f"{SC}/rl-kl0.5.fit.json", "a"), js(f"{SC}/rl-kl0.5.fit.json", "ci_a[0]"),
+          js(f"{SC}/rl-kl0.5.fit.json", "ci_a[1]"), js(f"{SC}/sft-rl-steps.fit.json", "a"),
+          js(f"{SC}/sft-rl-steps.fit.json", "ci_a[0]"), js(f"{SC}/sft-rl-steps.fit.json", "ci_a[1]")),
+    Claim("on 600 test tweets {:.3f} [{:.3f}, {:.3f}], {:+.3f} [{:+.3f}, {:+.3f}] over SFT only on the same 960 labels, "
+          "{:+.3f} [{:+.3f}, {:+.3f}] over SFT continued, {:+.3f} [{:+.3f}, {:+.3f}] over the collapsed RL-only row, "
+          "level with SFT then 40 RL steps ({:+.3f} [{:+.3f}, {:+.3f}]), below SFT on 3840 labels ({:+.3f} [{:+.3f}, "
+          "{:+.3f}]) and TF-IDF ({:+.3f} [{:+.3f}, {:+.3f}]). Out of distribution (HateXplain) {:.3f}, {:+.3f} "
+          "[{:+.3f}, {:+.3f}] over SFT only",
+          ev(f"{OFF}/rl-kl", "pr_auc"), ev(f"{OFF}/rl-kl", "pr_auc_ci[0]"), ev(f"{OFF}/rl-kl", "pr_auc_ci[1]"),
+          *[off_cmp("rl-kl", a, k) for a in ("sft", "sft-more", "rl", "sft-rl", "sft-n3840", "tfidf")
+            for k in ("pr_auc.diff", "pr_auc.ci[0]", "pr_auc.ci[1]")],
+          ev(f"{OFF}-ood/rl-kl", "pr_auc"),
+          *[cmp(f"{OFF}-ood/sft/scores.jsonl", f"{OFF}-ood/rl-kl/scores.jsonl", k,
+                committed=f"{OFF}-ood/rl-kl/vs-sft.json") for k in ("pr_auc.diff", "pr_auc.ci[0]", "pr_auc.ci[1]")]),
+    Claim("went from {:.3f} at the start to {:.3f} at step 10 and {:.2f} at step 60",
+          js(f"{SC}/start-base/metrics.json", "format_failure_rate"),
+          log(f"{SC}/rl-kl0.5.metrics.jsonl", "eval/format_failure_rate", step=10),
+          log(f"{SC}/rl-kl0.5.metrics.jsonl", "eval/format_failure_rate", step=60)),
+    Claim("mean `m` went from {:.3f} to {:.3f} by step 10 and the failures to {:.3f} at every evaluation",
+          log(f"{SC}/rl-kl0.5-fmt.metrics.jsonl", "rewards/format/mean", step=1),
+          log(f"{SC}/rl-kl0.5-fmt.metrics.jsonl", "rewards/format/mean", step=10),
+          log(f"{SC}/rl-kl0.5-fmt.metrics.jsonl", "eval/format_failure_rate", agg="max")),
+    Claim("the ranking is unchanged on test ({:.3f} against {:.3f}; paired against SFT only {:+.3f} [{:+.3f}, {:+.3f}])",
+          ev(f"{OFF}/rl-kl-fmt", "pr_auc"), ev(f"{OFF}/rl-kl", "pr_auc"),
+          off_cmp("rl-kl-fmt", "sft", "pr_auc.diff"), off_cmp("rl-kl-fmt", "sft", "pr_auc.ci[0]"),
+          off_cmp("rl-kl-fmt", "sft", "pr_auc.ci[1]")),
+    Claim("Its validation curve jumps at step 10 ({:.3f}) and then creeps ({:.3f} at step 60)",
+          log(f"{SC}/rl-kl0.5-fmt.points.jsonl", "pr_auc", step=10),
+          log(f"{SC}/rl-kl0.5-fmt.points.jsonl", "pr_auc", step=60)),
 ]
 
 PAGES = {
@@ -1083,6 +1146,15 @@ PAGES = {
               log(f"{OFF}/rl/run-metrics.jsonl", "label/p_violating_mean", step=4),
               log(f"{OFF}/rl/run-metrics.jsonl", "label/p_violating_mean", step=10)),
         Claim("- Out of distribution (HateXplain): {:.3f}, the best row", ev(f"{OFF}-ood/sft-rl-long", "pr_auc")),
+        Claim("training batches stayed between {:.2f} and {:.2f} (`rl-kl-fmt/run-metrics.jsonl`)",
+              log("rl-vs-sft/prompt-harm/rl-kl-fmt/run-metrics.jsonl", "label/p_violating_mean", agg="min"),
+              log("rl-vs-sft/prompt-harm/rl-kl-fmt/run-metrics.jsonl", "label/p_violating_mean", agg="max")),
+        Claim("reaches {:.3f}: {:+.3f} [{:+.3f}, {:+.3f}] over SFT only", ev("rl-vs-sft/prompt-harm/rl-kl-fmt", "pr_auc"),
+              *[cmp("rl-vs-sft/prompt-harm/sft/scores.jsonl", "rl-vs-sft/prompt-harm/rl-kl-fmt/scores.jsonl", k,
+                    committed="rl-vs-sft/prompt-harm/rl-kl-fmt/vs-sft.json")
+                for k in ("pr_auc.diff", "pr_auc.ci[0]", "pr_auc.ci[1]")]),
+        Claim("no longer collapses and beats SFT only on the same 960 labels: {:.3f} against {:.3f}", ev(f"{OFF}/rl-kl", "pr_auc"),
+              ev(f"{OFF}/sft", "pr_auc")),
         Claim("960 labels reach {:.3f} (+", ev(f"{OFF}/sft-rl-long", "pr_auc")),
         # The labels summary: each cell the PR-AUC of a row folder.
         Claim("| 240 | {:.3f} | {:.3f} | {:.3f} |", ev(f"{OFF}/sft-n240", "pr_auc"),

@@ -419,6 +419,8 @@ SCALING_RUNS = [  # (run folder name, what it is)
     ("sft-rl-steps", "SFT then RL, lr 1e-4, 120 steps"),
     ("sft-rl-steps-lr3e-4", "SFT then RL, lr 3e-4, 160-step schedule (stopped at 48)"),
     ("rl-steps", "RL only (base model), lr 2e-4, 60-step schedule (stopped at 10: collapsed)"),
+    ("rl-kl0.5", "RL only + KL to the base (beta 0.5), lr 2e-4, 60 steps"),
+    ("rl-kl0.5-fmt", "RL only + KL (beta 0.5) + format term, lr 2e-4, 60 steps"),
     ("g2", "SFT then RL, sampled, G = 2 (stopped at 10: collapsed)"),
     ("g4", "SFT then RL, sampled, G = 4"),
     ("g8", "SFT then RL, sampled, G = 8"),

@@ -10,10 +10,11 @@
 # timings in the run folders mean something only on a quiet machine.
 # With COMMIT=1 the small files behind the page (scores, metrics, run metrics.jsonl, configs,
 # training ids) are copied to docs/results/rl-vs-sft/TASK/ (rows of the first N without suffix).
-# Rows: sft, rl, sft-rl, and sft-more (SFT continued for as many steps as the RL stage of sft-rl:
-# the compute-matched control). Tasks with an out-of-distribution set (offensive: HateXplain) also
+# Rows: sft, rl, sft-rl, sft-more (SFT continued for as many steps as the RL stage of sft-rl:
+# the compute-matched control), and rl-kl-fmt (RL only, 60 steps at lr 2e-4 with the KL term to the
+# base, rl.beta = 0.5, and the format term). Tasks with an out-of-distribution set (offensive: HateXplain) also
 # score every row there at the row's in-distribution threshold (ROW/test-ood).
-# Environment: LIMIT (default 400), VAL_LIMIT (100), RUNS (runs/rl-vs-sft), ROWS (default
+# Environment: B (binary, default target/release/modrl), LIMIT (default 400), VAL_LIMIT (100), RUNS (runs/rl-vs-sft), ROWS (default
 # "sft rl sft-rl"), SETS (extra --set overrides for every training run, space separated).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -21,7 +22,7 @@ TASK=${1:?usage: scripts/rl_vs_sft.sh TASK [N ...]}
 shift
 LABELS=("$@")
 [ ${#LABELS[@]} -gt 0 ] || LABELS=(1000)
-B=target/release/modrl
+B=${B:-target/release/modrl}
 M=models/smollm2-135m-instruct
 C=configs/runs/rl-vs-sft/$TASK.toml
 LIMIT=${LIMIT:-400}
@@ -112,6 +113,9 @@ for n in "${LABELS[@]}"; do
     case $row in
       sft) train sft "$n" --set 'stages=["sft"]' ;;
       rl) train rl "$n" --set 'stages=["rl"]' ;;
+      rl-kl-fmt)  # RL only with the KL term to the base and the format term (docs/results/scaling.md)
+        train rl-kl-fmt "$n" --set 'stages=["rl"]' --set rl.beta=0.5 --set rewards.format=0.2 \
+          --set rl.max_steps=60 --set rl.learning_rate=2e-4 ;;
       sft-more)  # the compute-matched control of sft-rl: as many more SFT steps as RL steps
         train sft "$n" --set 'stages=["sft"]'
         train sft-more "$n" --set 'stages=["sft"]' --set "model.adapter=\"$RUNS/n$n/sft/final\"" \
@@ -147,6 +151,7 @@ for n in "${LABELS[@]}"; do
       # SFT then RL against its compute-matched control, SFT then as many more SFT steps.
       # ... and against the classical baseline on the same labels.
       [ "$row" = sft-rl ] && bases="$bases sft-more tfidf"
+      [ "$row" = rl-kl-fmt ] && bases="$bases sft-more tfidf sft-rl rl"
       for base in $bases; do
         [ "$row" = "$base" ] && continue
         a=$RUNS/$base$suf; [ "$base" != zero-shot ] && a=$RUNS/n$n/$base/test$suf

@@ -18,7 +18,7 @@ import sys
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from results_lib import average_precision, roc_auc  # noqa: E402  (shared with check_results.py)
 
-ROW_ORDER = ["zero-shot", "tfidf", "sft", "sft-more", "rl", "sft-rl", "sft-rl-long", "sft-more-v1", "rl-v1", "sft-rl-v1"]
+ROW_ORDER = ["zero-shot", "tfidf", "sft", "sft-more", "rl", "rl-kl", "rl-kl-fmt", "sft-rl", "sft-rl-long", "sft-more-v1", "rl-v1", "sft-rl-v1"]
 class DataError(Exception):
     """The committed files disagree with each other (metrics.json vs scores.jsonl, test ids)."""
 
@@ -29,6 +29,8 @@ ROW_NAMES = {
     "sft": "SFT only (verdict-only)",
     "sft-more": "SFT then more SFT (compute-matched control)",
     "rl": "RL only (label-token)",
+    "rl-kl": "RL only + KL to the base (beta 0.5), 60 steps at lr 2e-4",
+    "rl-kl-fmt": "RL only + KL (beta 0.5) + format term, 60 steps at lr 2e-4",
     "sft-rl": "SFT then RL (label-token)",
     "sft-rl-long": "SFT then RL, 120 steps at lr 1e-4 (scaling study)",
     "sft-more-v1": "first recipe: SFT then 30 more SFT steps",
@@ -70,7 +72,7 @@ def load_rows(task_dir):
         # sft-rl-n240); vs-sft-nN.json with SFT only at N labels (another count).
         suffix = name[len(name.split("-n")[0]):]
         paired = {}
-        for base in ("sft", "zero-shot", "sft-more", "tfidf", "sft-rl"):
+        for base in ("sft", "zero-shot", "sft-more", "tfidf", "sft-rl", "rl"):
             p = os.path.join(d, f"vs-{base}.json")
             if os.path.isfile(p):
                 with open(p) as f:

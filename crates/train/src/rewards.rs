@@ -658,7 +658,8 @@ pub struct RewardsConfig {
     /// Weight of [`Accuracy`]. Default 1: classification correctness is the objective.
     pub accuracy: f64,
     /// Weight of [`Format`]. Default 0.2: enough to keep outputs parseable and the reasoning
-    /// tagged without outweighing a correct answer.
+    /// tagged without outweighing a correct answer. With `rl.action = "label"`: the weight of
+    /// `-log m`, `m` the next-token probability of the two label words.
     pub format: f64,
     /// Weight of [`Length`]. Default 0 (off); turn it on (e.g. 0.1) when the reasoning shrinks.
     pub length: f64,
