@@ -32,6 +32,9 @@ pub struct FitArgs {
     /// Pin R0 (e.g. to the zero-step value of the metric) instead of fitting it.
     #[arg(long, value_name = "VALUE", allow_negative_numbers = true)]
     r0: Option<f64>,
+    /// Upper bound on the asymptote A (e.g. 1 for PR-AUC); default: unbounded.
+    #[arg(long = "a-max", value_name = "VALUE", allow_negative_numbers = true)]
+    a_max: Option<f64>,
     /// Bootstrap resamples for the 95% intervals (0: none).
     #[arg(long, value_name = "N", default_value_t = 1000)]
     bootstrap: usize,
@@ -90,6 +93,7 @@ fn fit(a: FitArgs) -> Result<()> {
     }
     let opts = FitOptions {
         r0: a.r0,
+        a_max: a.a_max,
         ..Default::default()
     };
     let fit = scaling::fit_with(&points, &opts).with_context(|| {

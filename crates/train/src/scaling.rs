@@ -70,6 +70,9 @@ pub struct FitOptions {
     pub r0: Option<f64>,
     /// Levenberg-Marquardt iterations per start.
     pub max_iter: usize,
+    /// Upper bound on the asymptote `A` (e.g. 1 for PR-AUC, which cannot exceed it); default
+    /// none. A fit on the bound says the data put the ceiling at or above it.
+    pub a_max: Option<f64>,
 }
 
 impl Default for FitOptions {
@@ -77,6 +80,7 @@ impl Default for FitOptions {
         FitOptions {
             r0: None,
             max_iter: 300,
+            a_max: None,
         }
     }
 }
@@ -90,7 +94,7 @@ pub fn fit(points: &[Point]) -> Result<SigmoidFit> {
 /// (3 when `opts.r0` is set), every x finite and > 0, every y finite.
 pub fn fit_with(points: &[Point], opts: &FitOptions) -> Result<SigmoidFit> {
     validate(points, opts)?;
-    let prob = Problem::new(points, opts.r0);
+    let prob = Problem::new(points, opts.r0, opts.a_max);
     // Scout from every start with a few iterations, then polish the most promising ones.
     const SCOUT_ITERS: usize = 30;
     const POLISH: usize = 4;
@@ -125,6 +129,11 @@ fn validate(points: &[Point], opts: &FitOptions) -> Result<()> {
     if let Some(r0) = opts.r0 {
         if !r0.is_finite() {
             bail!("the fixed r0 must be finite, got {r0}");
+        }
+    }
+    if let Some(a) = opts.a_max {
+        if !a.is_finite() {
+            bail!("the bound on the asymptote must be finite, got {a}");
         }
     }
     for (i, p) in points.iter().enumerate() {
@@ -184,10 +193,12 @@ struct Problem {
     free: Vec<usize>,
     lb_range: (f64, f64),
     lc_range: (f64, f64),
+    /// Upper bound on `a` (infinite when unbounded).
+    a_max: f64,
 }
 
 impl Problem {
-    fn new(points: &[Point], r0_fixed: Option<f64>) -> Self {
+    fn new(points: &[Point], r0_fixed: Option<f64>, a_max: Option<f64>) -> Self {
         let t: Vec<f64> = points.iter().map(|p| p.x.ln()).collect();
         let y = points.iter().map(|p| p.y).collect();
         let (tmin, tmax) = min_max(&t);
@@ -204,6 +215,7 @@ impl Problem {
             },
             lb_range: (B_RANGE.0.ln(), B_RANGE.1.ln()),
             lc_range: (tmin - 2.0 * w, tmax + 2.0 * w),
+            a_max: a_max.unwrap_or(f64::INFINITY),
         }
     }
 
@@ -272,6 +284,7 @@ impl Problem {
         }
         p[2] = p[2].clamp(self.lb_range.0, self.lb_range.1);
         p[3] = p[3].clamp(self.lc_range.0, self.lc_range.1);
+        p[1] = p[1].min(self.a_max);
     }
 
     /// Residuals `y - R` into `r`; returns their sum of squares.
@@ -296,6 +309,7 @@ impl Problem {
 
     fn bounds(&self, i: usize) -> (f64, f64) {
         match i {
+            1 => (f64::NEG_INFINITY, self.a_max),
             2 => self.lb_range,
             3 => self.lc_range,
             _ => (f64::NEG_INFINITY, f64::INFINITY),
@@ -1210,6 +1224,35 @@ mod tests {
         for (p, r) in pts.iter().zip(&f.residuals) {
             assert!((p.y - f.predict(p.x) - r).abs() < 1e-12);
         }
+    }
+
+    #[test]
+    fn a_max_caps_the_asymptote_that_points_before_the_bend_overshoot() {
+        // Rising points that stop before the midpoint of a law whose ceiling is 1.3.
+        let pts: Vec<Point> = [10.0, 30.0, 100.0, 300.0, 1000.0, 2000.0]
+            .iter()
+            .map(|&x| Point {
+                x,
+                y: law(0.5, 1.3, 1.0, 1e4, x),
+            })
+            .collect();
+        let free = fit(&pts).unwrap();
+        assert!(free.a > 1.0, "{free:?}");
+        let opts = FitOptions {
+            a_max: Some(1.0),
+            ..Default::default()
+        };
+        let capped = fit_with(&pts, &opts).unwrap();
+        assert!(capped.a <= 1.0 && capped.a > 0.9, "{capped:?}");
+        assert!(
+            capped.rmse.is_finite() && capped.rmse >= free.rmse,
+            "{capped:?} {free:?}"
+        );
+        let bad = FitOptions {
+            a_max: Some(f64::NAN),
+            ..Default::default()
+        };
+        assert!(fit_with(&pts, &bad).is_err());
     }
 
     #[test]
