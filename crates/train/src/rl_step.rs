@@ -642,8 +642,21 @@ pub(crate) fn label_rl_step(
     Ok((loss, prompts.len() * per_prompt))
 }
 
-/// The reference's log-probs over the two labels, `[prompts, 2]`, by micro-batch: the base
-/// model without its adapters (LoRA), or a second copy of the base (full fine-tuning).
+/// `f` on the frozen reference, without gradients: the base model without its adapters (LoRA),
+/// or the second copy of the base (full fine-tuning).
+fn on_reference<T>(ctx: &mut Ctx, f: impl Fn(&modrl_model::Model) -> Result<T>) -> Result<T> {
+    tch::no_grad(|| match &ctx.ref_model {
+        Some(m) => f(m),
+        None => {
+            ctx.model.adapters_enabled = false;
+            let r = f(&ctx.model);
+            ctx.model.adapters_enabled = true;
+            r
+        }
+    })
+}
+
+/// The reference's log-probs over the two labels, `[prompts, 2]`, by micro-batch.
 fn label_reference(
     ctx: &mut Ctx,
     prefix_ids: &[u32],
@@ -653,26 +666,14 @@ fn label_reference(
     let (t, mb) = (ctx.cfg.rl.temperature, ctx.cfg.rl.micro_batch_size.max(1));
     let mut rows = Vec::new();
     for chunk in prompts.chunks(mb) {
-        let r = tch::no_grad(|| match &ctx.ref_model {
-            Some(m) => {
-                crate::label_rl::label_logprobs(m, prefix_ids, chunk, label_tokens, t).map(|r| r.0)
-            }
-            None => {
-                ctx.model.adapters_enabled = false;
-                let r =
-                    crate::label_rl::label_logprobs(&ctx.model, prefix_ids, chunk, label_tokens, t)
-                        .map(|r| r.0);
-                ctx.model.adapters_enabled = true;
-                r
-            }
-        })?;
-        rows.push(r);
+        rows.push(on_reference(ctx, |m| {
+            Ok(crate::label_rl::label_logprobs(m, prefix_ids, chunk, label_tokens, t)?.0)
+        })?);
     }
     Ok(Tensor::cat(&rows, 0))
 }
 
-/// Log-probs under the frozen reference: the base model without its adapters (LoRA), or a second
-/// copy of the base (full fine-tuning).
+/// Log-probs of the completions under the frozen reference.
 fn reference_logprobs(
     ctx: &mut Ctx,
     prefix_ids: &[u32],
@@ -680,15 +681,7 @@ fn reference_logprobs(
     cr: &[&[u32]],
 ) -> Result<Tensor> {
     let t = ctx.cfg.rl.temperature;
-    tch::no_grad(|| match &ctx.ref_model {
-        Some(m) => {
-            Ok(completion_logprobs_with_prefix(m, Some(prefix_ids), pr, cr, t, false)?.logprobs)
-        }
-        None => {
-            ctx.model.adapters_enabled = false;
-            let r = completion_logprobs_with_prefix(&ctx.model, Some(prefix_ids), pr, cr, t, false);
-            ctx.model.adapters_enabled = true;
-            Ok(r?.logprobs)
-        }
+    on_reference(ctx, |m| {
+        Ok(completion_logprobs_with_prefix(m, Some(prefix_ids), pr, cr, t, false)?.logprobs)
     })
 }
