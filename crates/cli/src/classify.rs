@@ -6,10 +6,10 @@ use std::path::PathBuf;
 use anyhow::Result;
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
+use modrl_moderation::score::ClassifierOptions;
 use modrl_moderation::score::ScoringMode;
 use modrl_moderation::Policy;
 use modrl_serve::jobs::{prepare, ClassifyOptions};
-use modrl_serve::ClassifierOptions;
 
 use crate::ModelArgs;
 
@@ -35,7 +35,7 @@ pub struct ClassifyArgs {
     /// Input column holding the texts.
     #[arg(long, default_value = "text")]
     pub text_column: String,
-    /// verdict-token, greedy, or mc[:N[:T]].
+    /// verdict-token, greedy, reasoned (greedy reasoning, then the label token), or mc[:N[:T]].
     #[arg(long, default_value = "verdict-token")]
     pub scoring: String,
     /// Where bad input rows go (default: OUT.rejects.jsonl).
@@ -62,9 +62,6 @@ pub struct ClassifyArgs {
 pub fn run(a: ClassifyArgs) -> Result<()> {
     let policy = Policy::load(&a.policy)?;
     let mode: ScoringMode = a.scoring.parse()?;
-    if mode == ScoringMode::Reasoned {
-        anyhow::bail!("--scoring reasoned is available in `modrl eval`, not in classify yet; use verdict-token, greedy or mc");
-    }
     let opts = ClassifyOptions {
         input: a.input.clone(),
         out: a.out.clone(),

@@ -1,6 +1,7 @@
 //! Content-moderation building blocks for RL-trained LLM classifiers (arXiv 2512.20061).
 //!
-//! This crate holds everything that does not need a model:
+//! This crate holds moderation on top of the model crate: everything but [`score`] works without
+//! weights.
 //!
 //! * [`policy`] — versioned, diffable TOML policies and their rendering into prompt text;
 //! * [`dataset`] — the canonical [`dataset::Record`], JSONL/CSV readers and writers, importers for
@@ -13,13 +14,18 @@
 //!   bootstrap intervals;
 //! * [`paired`] — two models on the same items: paired bootstrap intervals of the difference.
 //!
-//! * [`score`] — scoring content with a model: verdict-token, Monte-Carlo and greedy scores.
+//! * [`eval`] — the resumable `scores.jsonl` file and the metrics of a scored set; [`report`] —
+//!   HTML / Markdown reports, plots and side-by-side comparisons;
+//! * [`score`] — the one scoring path (verdict-token with category scores, Monte-Carlo, greedy,
+//!   reasoned) used by `modrl eval`, the trainer, `modrl classify`, the Python package and the
+//!   server engine.
 
 pub mod dataset;
 pub mod eval;
 pub mod metrics;
 pub mod paired;
 pub mod parquet_io;
+pub mod plot;
 pub mod policy;
 pub mod prompt;
 pub mod report;

@@ -146,3 +146,63 @@ fn reasoned_scores_read_the_label_token_after_the_greedy_reasoning() {
         assert_eq!(rs.pred_label, Some(u8::from(rs.score >= 0.5)));
     }
 }
+
+/// The classifier of `modrl classify` and the Python package runs the same verdict-token code as
+/// the `Scorer`, with category scores on top: for a one-category policy (no divergence point) every
+/// flagged text gets that category with all of P(violating); for a six-category policy the category
+/// scores add up to P(violating).
+#[test]
+fn classifier_category_scores_cover_one_and_many_categories() {
+    use modrl_moderation::prompt::Variant;
+    use modrl_moderation::score::{Budget, ClassifierOptions, PolicyPrompts, TextClassifier};
+    let (model, tok, many) = setup();
+    let one = Policy::load(root().join("configs/policies/offensive-compact.toml")).unwrap();
+    assert_eq!(one.category_names().len(), 1);
+    let opts = ClassifierOptions {
+        threshold: 0.0,
+        ..Default::default()
+    };
+    let clf = TextClassifier::new(&model, &tok, one.clone(), opts).unwrap();
+    let got = clf.classify(&model, &tok, &TEXTS).unwrap();
+    let scorer = Scorer::new(&model, &tok, &one, ScoreConfig::default()).unwrap();
+    let want = scorer.score_batch(&TEXTS).unwrap();
+    for (g, w) in got.iter().zip(&want) {
+        assert_eq!(g.label, 1);
+        assert_eq!(g.category, one.category_names()[0]);
+        assert!(
+            (g.score - w.score).abs() < 1e-5,
+            "{} vs {}",
+            g.score,
+            w.score
+        );
+    }
+    for policy in [one, many] {
+        let pp = PolicyPrompts::new(policy.clone(), &tok, Variant::Standard, false).unwrap();
+        let prompts: Vec<Vec<u32>> = TEXTS
+            .iter()
+            .map(|t| pp.prompt_ids(&tok, t, Variant::NoReasoning).unwrap())
+            .collect();
+        let budget = Budget {
+            max_new_tokens: 8,
+            seed: 0,
+            max_rows: 64,
+        };
+        let scored = pp
+            .score(
+                &model,
+                &tok,
+                None,
+                &TEXTS,
+                &prompts,
+                &ScoringMode::VerdictToken,
+                budget,
+            )
+            .unwrap();
+        for s in scored {
+            assert_eq!(s.category_scores.len(), policy.category_names().len());
+            let total: f64 = s.category_scores.iter().map(|(_, p)| p).sum();
+            assert!((total - s.score).abs() < 1e-9, "{total} vs {}", s.score);
+            assert!(s.pred_category.is_some());
+        }
+    }
+}

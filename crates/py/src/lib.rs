@@ -2,7 +2,7 @@
 //! `Classifier.score_arrow`, is crates/py/python/modrl/__init__.py).
 //!
 //! `Classifier` loads a model (HF directory, optional PEFT LoRA adapter) and a policy once, then
-//! scores lists of texts with [`modrl_serve::TextClassifier`], the code behind `modrl classify`:
+//! scores lists of texts with [`modrl_moderation::score::TextClassifier`], the code behind `modrl classify`:
 //! the same texts get the same scores. Scoring releases the GIL. Errors raise `modrl.ModrlError`
 //! with the message the CLI prints after `error: `; a panic inside libtorch becomes the same
 //! exception, never an abort.
@@ -14,8 +14,8 @@ use std::sync::Mutex;
 use modrl_model::{load, parse_device, parse_kind, Model, Tokenizer};
 use modrl_moderation::prompt::Variant;
 use modrl_moderation::score::ScoringMode;
+use modrl_moderation::score::{ClassifierOptions, TextClassifier};
 use modrl_moderation::Policy;
-use modrl_serve::{ClassifierOptions, TextClassifier};
 use pyo3::create_exception;
 use pyo3::exceptions::PyRuntimeError;
 use pyo3::prelude::*;

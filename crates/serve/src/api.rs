@@ -15,10 +15,10 @@ use serde::Deserialize;
 use serde_json::{json, Map, Value};
 use tokio::sync::oneshot;
 
-use crate::classifier::Scored;
 use crate::engine::{EngineError, GenWork, ScoreWork, Work};
 use crate::error::ApiError;
 use crate::state::AppState;
+use modrl_moderation::score::ItemScore;
 
 type ApiResult = Result<Json<Value>, ApiError>;
 
@@ -131,7 +131,7 @@ fn scoring_mode(
     if mode == ScoringMode::Reasoned {
         return Err(ApiError::invalid(
             "scoring",
-            "reasoned scoring is available in `modrl eval`, not on the server yet; use verdict-token, greedy or mc",
+            "reasoned scoring is available in `modrl eval`, `modrl classify` and the Python package, not on the server yet; use verdict-token, greedy or mc",
         ));
     }
     match &mut mode {
@@ -210,7 +210,7 @@ fn score(
     max_new_tokens: usize,
     seed: u64,
     texts: &[String],
-) -> Result<oneshot::Receiver<Result<Vec<Scored>, EngineError>>, ApiError> {
+) -> Result<oneshot::Receiver<Result<Vec<ItemScore>, EngineError>>, ApiError> {
     let p = &s.policies[policy];
     let variant = p.variant(&mode);
     let prompts: Vec<Vec<u32>> = texts
@@ -283,7 +283,7 @@ pub async fn classify(State(s): State<AppState>, body: Result<Bytes, BytesReject
     let flagged = sc.score >= threshold;
     let mut out = json!({
         "label": if flagged { "violating" } else { "non_violating" },
-        "category": if flagged { sc.category.clone().unwrap_or_else(|| "none".into()) } else { "none".into() },
+        "category": if flagged { sc.pred_category.clone().unwrap_or_else(|| "none".into()) } else { "none".into() },
         "probability": sc.score,
         "flagged": flagged,
         "threshold": threshold,
@@ -296,7 +296,7 @@ pub async fn classify(State(s): State<AppState>, body: Result<Bytes, BytesReject
         "scoring": mode_name(&mode),
     });
     if req.return_reasoning {
-        out["reasoning"] = json!(sc.reasoning);
+        out["reasoning"] = json!(sc.output);
     }
     Ok(Json(out))
 }
@@ -384,7 +384,7 @@ pub async fn moderations(
     for &pi in &policies {
         pending.push(score(&s, &model, pi, mode, 384, 0, &inputs)?);
     }
-    let mut per_policy: Vec<Vec<Scored>> = vec![];
+    let mut per_policy: Vec<Vec<ItemScore>> = vec![];
     for rx in pending {
         per_policy.push(AppState::wait(rx).await?);
     }
@@ -407,7 +407,7 @@ pub async fn moderations(
                     }
                 };
                 for (c, v) in &sc.category_scores {
-                    cats.insert(key(c), json!(hit && sc.category.as_deref() == Some(c)));
+                    cats.insert(key(c), json!(hit && sc.pred_category.as_deref() == Some(c)));
                     scores.insert(key(c), json!(v));
                 }
                 cats.insert(p.id.clone(), json!(hit));

@@ -37,9 +37,9 @@ use modrl_moderation::prompt::Variant;
 use modrl_moderation::score::ScoringMode;
 use tokio::sync::oneshot;
 
-use crate::classifier::{PolicyPrompts, Scored};
 use crate::metrics::Metrics;
 use crate::model_card::{unix_now, ModelCard};
+use modrl_moderation::score::{Budget, ItemScore, PolicyPrompts};
 
 /// Why the engine could not answer.
 #[derive(Debug, Clone, PartialEq)]
@@ -73,7 +73,7 @@ pub struct ScoreWork {
     pub seed: u64,
     /// Full prompt ids, one per text.
     pub prompts: Vec<Vec<u32>>,
-    pub reply: Reply<Vec<Scored>>,
+    pub reply: Reply<Vec<ItemScore>>,
 }
 
 /// Sample `n` completions of every prompt.
@@ -419,7 +419,13 @@ impl Engine {
                 prefixes.insert(key.clone(), p.prefix_cache(m, variant)?);
             }
             let pc = &prefixes[&key];
-            p.score(m, &tok, Some(pc), &prompts, &mode, max_new, seed, max_rows)
+            // No contents: the API refuses reasoned scoring, the one mode that renders them again.
+            let budget = Budget {
+                max_new_tokens: max_new,
+                seed,
+                max_rows,
+            };
+            p.score(m, &tok, Some(pc), &[], &prompts, &mode, budget)
         });
         if r.is_ok() {
             self.metrics.add_scored_items(prompts.len());

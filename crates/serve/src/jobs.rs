@@ -31,7 +31,7 @@ use modrl_moderation::parquet_io;
 use modrl_moderation::Policy;
 use serde_json::{json, Value};
 
-use crate::text_classifier::{ClassifierOptions, TextClassifier};
+use modrl_moderation::score::{ClassifierOptions, TextClassifier};
 
 /// One row to classify.
 #[derive(Debug, Clone, PartialEq)]

@@ -19,13 +19,13 @@ use modrl_model::{Model, Tokenizer};
 use modrl_moderation::Policy;
 
 use crate::api;
-use crate::classifier::PolicyPrompts;
 use crate::engine::Engine;
 use crate::error::ApiError;
 use crate::metrics::Metrics;
 pub use crate::model_card::{unix_now, ModelCard};
 pub use crate::state::ServeOptions;
 use crate::state::{AppState, Inner};
+use modrl_moderation::score::PolicyPrompts;
 
 /// A server ready to run: its router and its model thread.
 pub struct Server {

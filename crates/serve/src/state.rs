@@ -13,11 +13,11 @@ use modrl_model::Tokenizer;
 use modrl_moderation::prompt::Variant;
 use tokio::sync::oneshot;
 
-use crate::classifier::PolicyPrompts;
 use crate::engine::{EngineConfig, EngineError, Work};
 use crate::error::ApiError;
 use crate::metrics::Metrics;
 use crate::model_card::ModelCard;
+use modrl_moderation::score::PolicyPrompts;
 
 /// Server settings (the `modrl serve` flags).
 #[derive(Debug, Clone)]

@@ -10,9 +10,9 @@ use common::*;
 use modrl_model::{Device, Kind};
 use modrl_moderation::parquet_io::jsonl_to_parquet;
 use modrl_moderation::prompt::Variant;
+use modrl_moderation::score::ClassifierOptions;
 use modrl_moderation::score::ScoringMode;
 use modrl_serve::jobs::{journal_path, prepare, read_results, ClassifyOptions, ResultRow};
-use modrl_serve::ClassifierOptions;
 
 fn options(input: &Path, out: &Path) -> ClassifyOptions {
     ClassifyOptions {

@@ -1,4 +1,5 @@
-//! SVG line plots of `metrics.jsonl` files, drawn by hand (no plotting crate).
+//! SVG line plots of `metrics.jsonl` files, drawn with the project's one SVG writer
+//! ([`modrl_moderation::plot`]).
 //!
 //! [`plot_metrics`] draws one panel per metric key and one line per run, so runs can be compared
 //! (e.g. accuracy-only reward vs shaped reward). [`write_run_plots`] writes the standard plots of
@@ -23,13 +24,9 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result};
 use serde_json::{Map, Value};
 
-use crate::logging::{metric_as_f64, read_metrics, METRICS_FILE};
+use modrl_moderation::plot::{c, nice_ticks, text_width, tick_labels, Frame, Svg, PALETTE};
 
-/// Line colours (matplotlib's tab10), used per run in order.
-const PALETTE: [&str; 10] = [
-    "#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f",
-    "#bcbd22", "#17becf",
-];
+use crate::logging::{metric_as_f64, read_metrics, METRICS_FILE};
 
 /// Series with at most this many points are drawn with markers.
 const MARKER_MAX_POINTS: usize = 40;
@@ -286,114 +283,6 @@ pub fn ema_smooth(values: &[f64], weight: f64) -> Vec<f64> {
         .collect()
 }
 
-/// "Nice" tick positions (1, 2, 5 x 10^k steps) inside `[lo, hi]`, about `target` of them.
-/// `min_step` bounds the step from below (1 for integer steps).
-pub fn nice_ticks(lo: f64, hi: f64, target: usize, min_step: f64) -> Vec<f64> {
-    if !(lo.is_finite() && hi.is_finite()) || hi <= lo {
-        return vec![lo];
-    }
-    let step = tick_step(lo, hi, target).max(min_step);
-    let first = (lo / step).ceil();
-    let last = (hi / step).floor();
-    let mut ticks = Vec::new();
-    let mut i = first;
-    while i <= last && ticks.len() < 100 {
-        let v = i * step;
-        // Snap tiny rounding residue (e.g. 2.7e-17) to 0.
-        ticks.push(if v.abs() < step * 1e-9 { 0.0 } else { v });
-        i += 1.0;
-    }
-    ticks
-}
-
-fn tick_step(lo: f64, hi: f64, target: usize) -> f64 {
-    let raw = (hi - lo) / (target.max(2) - 1) as f64;
-    let exp = raw.log10().floor();
-    let base = 10f64.powf(exp);
-    let f = raw / base;
-    let nf = if f < 1.5 {
-        1.0
-    } else if f < 3.0 {
-        2.0
-    } else if f < 7.0 {
-        5.0
-    } else {
-        10.0
-    };
-    nf * base
-}
-
-/// Labels for a set of ticks, with just enough decimals to tell neighbours apart; scientific
-/// notation for very small or very large magnitudes, `k`/`M` suffixes for thousands/millions.
-pub fn tick_labels(ticks: &[f64]) -> Vec<String> {
-    if ticks.is_empty() {
-        return Vec::new();
-    }
-    let step = if ticks.len() > 1 {
-        (ticks[1] - ticks[0]).abs()
-    } else {
-        ticks[0].abs().max(1.0)
-    };
-    let max_abs = ticks.iter().fold(0.0f64, |m, t| m.max(t.abs()));
-    let digits = |x: f64| x.log10().floor() as i32;
-    if max_abs > 0.0 && !(1e-3..1e9).contains(&max_abs) {
-        let prec = (digits(max_abs) - digits(step)).clamp(0, 6) as usize;
-        return ticks
-            .iter()
-            .map(|&t| {
-                if t == 0.0 {
-                    "0".to_string()
-                } else {
-                    format!("{t:.prec$e}")
-                }
-            })
-            .collect();
-    }
-    let (div, suffix) = if max_abs >= 1e6 {
-        (1e6, "M")
-    } else if max_abs >= 1e4 {
-        (1e3, "k")
-    } else {
-        (1.0, "")
-    };
-    let prec = (-digits(step / div)).clamp(0, 9) as usize;
-    ticks
-        .iter()
-        .map(|&t| {
-            let s = format!("{:.prec$}", t / div);
-            if s.trim_start_matches('-')
-                .chars()
-                .all(|c| c == '0' || c == '.')
-            {
-                // No "-0.0"; and no suffix on zero.
-                s.trim_start_matches('-').to_string()
-            } else {
-                format!("{s}{suffix}")
-            }
-        })
-        .collect()
-}
-
-fn xml_escape(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&apos;"),
-            c => out.push(c),
-        }
-    }
-    out
-}
-
-/// Rough width of `s` in pixels at `font_size` (sans-serif averages ~0.6 em per character).
-fn text_width(s: &str, font_size: f64) -> f64 {
-    s.chars().count() as f64 * font_size * 0.6
-}
-
 // Panel geometry: the plot area inside a panel.
 const PAD_LEFT: f64 = 64.0;
 const PAD_RIGHT: f64 = 18.0;
@@ -419,111 +308,95 @@ pub fn render_svg(panels: &[Panel], opts: &PlotOptions) -> String {
                 .unwrap_or_else(|| format!("run {}", i + 1))
         })
         .collect();
-    let mut legend_items: Vec<(usize, String)> = labels.iter().cloned().enumerate().collect();
     let smoothing = opts.smoothing.clamp(0.0, 0.999_999);
     let note =
         (smoothing > 0.0).then(|| format!("EMA smoothing {smoothing:.2} (raw values faint)"));
-
-    let mut y = MARGIN;
-    let mut body = String::new();
-    if let Some(title) = &opts.title {
-        y += 18.0;
-        let _ = writeln!(
-            body,
-            r#"<text x="{:.1}" y="{y:.1}" text-anchor="middle" font-size="17" font-weight="bold">{}</text>"#,
-            width / 2.0,
-            xml_escape(title)
-        );
-        y += 12.0;
-    }
     // Lay out legend entries in rows, centred.
     let entry_w = |s: &str| 30.0 + text_width(s, 12.0) + 18.0;
-    let mut legend_rows: Vec<Vec<(usize, String)>> = Vec::new();
-    let mut cur: Vec<(usize, String)> = Vec::new();
+    let mut legend_rows: Vec<Vec<(usize, &str)>> = Vec::new();
+    let mut cur: Vec<(usize, &str)> = Vec::new();
     let mut cur_w = 0.0;
-    for item in legend_items.drain(..) {
-        let w = entry_w(&item.1);
+    for (i, label) in labels.iter().enumerate() {
+        let w = entry_w(label);
         if !cur.is_empty() && cur_w + w > width - 2.0 * MARGIN {
             legend_rows.push(std::mem::take(&mut cur));
             cur_w = 0.0;
         }
         cur_w += w;
-        cur.push(item);
+        cur.push((i, label));
     }
     if !cur.is_empty() {
         legend_rows.push(cur);
+    }
+    // Height: title, legend rows, note, then the panels.
+    let head = MARGIN
+        + opts.title.as_ref().map_or(0.0, |_| 30.0)
+        + 20.0 * legend_rows.len() as f64
+        + note.as_ref().map_or(0.0, |_| 17.0)
+        + 8.0;
+    let height = head + rows as f64 * ph + MARGIN;
+    let mut svg = Svg::blank(
+        width,
+        height,
+        opts.title.as_deref().unwrap_or("training metrics"),
+    );
+
+    let mut y = MARGIN;
+    if let Some(title) = &opts.title {
+        y += 18.0;
+        svg.text(
+            width / 2.0,
+            y,
+            title,
+            17.0,
+            "middle",
+            r#"font-weight="bold""#,
+        );
+        y += 12.0;
     }
     for row in &legend_rows {
         y += 20.0;
         let row_w: f64 = row.iter().map(|(_, l)| entry_w(l)).sum();
         let mut x = (width - row_w) / 2.0;
-        for (i, label) in row {
+        for &(i, label) in row {
             let color = PALETTE[i % PALETTE.len()];
-            let _ = writeln!(
-                body,
-                r#"<line x1="{:.1}" y1="{:.1}" x2="{:.1}" y2="{:.1}" stroke="{color}" stroke-width="3"/><text x="{:.1}" y="{:.1}" font-size="12">{}</text>"#,
-                x,
-                y - 4.0,
-                x + 24.0,
-                y - 4.0,
-                x + 30.0,
-                y,
-                xml_escape(label)
-            );
+            svg.line((x, y - 4.0), (x + 24.0, y - 4.0), color, 3.0, None);
+            svg.text(x + 30.0, y, label, 12.0, "start", "");
             x += entry_w(label);
         }
     }
     if let Some(note) = &note {
         y += 17.0;
-        let _ = writeln!(
-            body,
-            r##"<text x="{:.1}" y="{y:.1}" text-anchor="middle" font-size="11" fill="#666">{}</text>"##,
-            width / 2.0,
-            xml_escape(note)
-        );
+        svg.text(width / 2.0, y, note, 11.0, "middle", r##"fill="#666""##);
     }
     y += 8.0;
-
     for (i, panel) in panels.iter().enumerate() {
         let (r, c) = (i / cols, i % cols);
         let x0 = MARGIN + c as f64 * pw;
         let y0 = y + r as f64 * ph;
-        draw_panel(&mut body, i, panel, x0, y0, pw, ph, smoothing);
+        draw_panel(&mut svg, i, panel, (x0, y0), (pw, ph), smoothing);
     }
-    let height = y + rows as f64 * ph + MARGIN;
-
-    let mut svg = String::with_capacity(body.len() + 512);
-    let _ = writeln!(
-        svg,
-        r##"<svg xmlns="http://www.w3.org/2000/svg" width="{width:.0}" height="{height:.0}" viewBox="0 0 {width:.0} {height:.0}" font-family="DejaVu Sans, Helvetica, Arial, sans-serif" fill="#222">"##
-    );
-    let _ = writeln!(svg, r#"<rect width="100%" height="100%" fill="white"/>"#);
-    svg.push_str(&body);
-    svg.push_str("</svg>\n");
-    svg
+    svg.finish(true)
 }
 
-#[allow(clippy::too_many_arguments)]
 fn draw_panel(
-    out: &mut String,
+    svg: &mut Svg,
     index: usize,
     panel: &Panel,
-    x0: f64,
-    y0: f64,
-    pw: f64,
-    ph: f64,
+    (x0, y0): (f64, f64),
+    (pw, ph): (f64, f64),
     smoothing: f64,
 ) {
     let (left, top) = (x0 + PAD_LEFT, y0 + PAD_TOP);
     let (w, h) = (pw - PAD_LEFT - PAD_RIGHT, ph - PAD_TOP - PAD_BOTTOM);
-    let _ = writeln!(
-        out,
-        r#"<text x="{:.1}" y="{:.1}" text-anchor="middle" font-size="13" font-weight="bold">{}</text>"#,
+    svg.text(
         left + w / 2.0,
         y0 + 19.0,
-        xml_escape(&panel.title)
+        &panel.title,
+        13.0,
+        "middle",
+        r#"font-weight="bold""#,
     );
-
     let finite = || {
         panel
             .series
@@ -532,17 +405,11 @@ fn draw_panel(
             .flat_map(|s| s.points.iter())
             .filter(|p| p.0.is_finite() && p.1.is_finite())
     };
-    let frame = format!(
-        r##"<rect x="{left:.1}" y="{top:.1}" width="{w:.1}" height="{h:.1}" fill="none" stroke="#999" stroke-width="1"/>"##
-    );
+    let frame_style = r##"stroke="#999" stroke-width="1""##;
     if finite().next().is_none() {
-        out.push_str(&frame);
-        let _ = writeln!(
-            out,
-            r##"<text x="{:.1}" y="{:.1}" text-anchor="middle" font-size="12" fill="#888">no data</text>"##,
-            left + w / 2.0,
-            top + h / 2.0
-        );
+        svg.rect(left, top, w, h, "none", frame_style);
+        let (cx, cy) = (left + w / 2.0, top + h / 2.0);
+        svg.text(cx, cy, "no data", 12.0, "middle", r##"fill="#888""##);
         return;
     }
     let (mut xmin, mut xmax, mut ymin, mut ymax) = (f64::MAX, f64::MIN, f64::MAX, f64::MIN);
@@ -570,90 +437,70 @@ fn draw_panel(
         ymin -= pad;
         ymax += pad;
     }
-    let sx = |x: f64| left + (x - xmin) / (xmax - xmin) * w;
-    let sy = |y: f64| top + h - (y - ymin) / (ymax - ymin) * h;
+    let f = Frame {
+        x0: left,
+        y0: top,
+        w,
+        h,
+        xr: (xmin, xmax),
+        yr: (ymin, ymax),
+    };
 
     // Grid and tick labels.
     let yt = nice_ticks(ymin, ymax, 6, 0.0);
     let xt = nice_ticks(xmin, xmax, 6, 1.0);
+    let tick_style = r##"fill="#444""##;
     for (t, label) in yt.iter().zip(tick_labels(&yt)) {
-        let py = sy(*t);
-        let _ = writeln!(
-            out,
-            r##"<line x1="{left:.1}" y1="{py:.1}" x2="{:.1}" y2="{py:.1}" stroke="#e6e6e6"/><text x="{:.1}" y="{:.1}" text-anchor="end" font-size="11" fill="#444">{label}</text>"##,
-            left + w,
-            left - 6.0,
-            py + 4.0
-        );
+        let py = f.y(*t);
+        svg.line((left, py), (f.right(), py), "#e6e6e6", 1.0, None);
+        svg.text(left - 6.0, py + 4.0, &label, 11.0, "end", tick_style);
     }
     for (t, label) in xt.iter().zip(tick_labels(&xt)) {
-        let px = sx(*t);
-        let _ = writeln!(
-            out,
-            r##"<line x1="{px:.1}" y1="{top:.1}" x2="{px:.1}" y2="{:.1}" stroke="#e6e6e6"/><line x1="{px:.1}" y1="{:.1}" x2="{px:.1}" y2="{:.1}" stroke="#999"/><text x="{px:.1}" y="{:.1}" text-anchor="middle" font-size="11" fill="#444">{label}</text>"##,
-            top + h,
-            top + h,
-            top + h + 4.0,
-            top + h + 17.0
-        );
+        let px = f.x(*t);
+        svg.line((px, top), (px, f.bottom()), "#e6e6e6", 1.0, None);
+        svg.line((px, f.bottom()), (px, f.bottom() + 4.0), "#999", 1.0, None);
+        svg.text(px, f.bottom() + 17.0, &label, 11.0, "middle", tick_style);
     }
-    out.push_str(&frame);
-    out.push('\n');
-    let _ = writeln!(
-        out,
-        r##"<text x="{:.1}" y="{:.1}" text-anchor="middle" font-size="11" fill="#666">step</text>"##,
+    svg.rect(left, top, w, h, "none", frame_style);
+    let step_style = r##"fill="#666""##;
+    svg.text(
         left + w / 2.0,
-        top + h + 33.0
+        f.bottom() + 33.0,
+        "step",
+        11.0,
+        "middle",
+        step_style,
     );
 
     // Lines, clipped to the plot area.
-    let clip = format!("clip{index}");
-    let _ = writeln!(
-        out,
-        r#"<clipPath id="{clip}"><rect x="{left:.1}" y="{top:.1}" width="{w:.1}" height="{h:.1}"/></clipPath><g clip-path="url(#{clip})" fill="none" stroke-linejoin="round" stroke-linecap="round">"#
-    );
+    svg.begin_clip(&format!("clip{index}"), &f);
     for (ri, series) in panel.series.iter().enumerate() {
         let Some(series) = series else { continue };
         let color = PALETTE[ri % PALETTE.len()];
         let xs: Vec<f64> = series.points.iter().map(|p| p.0).collect();
         let ys: Vec<f64> = series.points.iter().map(|p| p.1).collect();
+        let round = r#"stroke-linecap="round""#;
         if smoothing > 0.0 && ys.len() > MARKER_MAX_POINTS {
-            let d = path_data(&xs, &ys, &sx, &sy);
-            let _ = writeln!(
-                out,
-                r#"<path d="{d}" stroke="{color}" stroke-width="1" stroke-opacity="0.3"/>"#
-            );
+            let faint = r#"stroke-linecap="round" stroke-opacity="0.3""#;
+            svg.path(&path_data(&f, &xs, &ys), color, 1.0, "none", faint);
             let sm = ema_smooth(&ys, smoothing);
-            let d = path_data(&xs, &sm, &sx, &sy);
-            let _ = writeln!(
-                out,
-                r#"<path d="{d}" stroke="{color}" stroke-width="1.8"/>"#
-            );
+            svg.path(&path_data(&f, &xs, &sm), color, 1.8, "none", round);
         } else {
-            let d = path_data(&xs, &ys, &sx, &sy);
-            let _ = writeln!(
-                out,
-                r#"<path d="{d}" stroke="{color}" stroke-width="1.8"/>"#
-            );
+            svg.path(&path_data(&f, &xs, &ys), color, 1.8, "none", round);
         }
         if series.points.len() <= MARKER_MAX_POINTS {
             for &(x, y) in &series.points {
                 if x.is_finite() && y.is_finite() {
-                    let _ = writeln!(
-                        out,
-                        r#"<circle cx="{:.1}" cy="{:.1}" r="2.6" fill="{color}" stroke="none"/>"#,
-                        sx(x),
-                        sy(y)
-                    );
+                    svg.marker(f.x(x), f.y(y), 2.6, color);
                 }
             }
         }
     }
-    out.push_str("</g>\n");
+    svg.end_clip();
 }
 
 /// SVG path data through the finite points; a non-finite value starts a new sub-path.
-fn path_data(xs: &[f64], ys: &[f64], sx: &dyn Fn(f64) -> f64, sy: &dyn Fn(f64) -> f64) -> String {
+fn path_data(f: &Frame, xs: &[f64], ys: &[f64]) -> String {
     let mut d = String::new();
     let mut pen_down = false;
     for (&x, &y) in xs.iter().zip(ys) {
@@ -663,10 +510,10 @@ fn path_data(xs: &[f64], ys: &[f64], sx: &dyn Fn(f64) -> f64, sy: &dyn Fn(f64) -
         }
         let _ = write!(
             d,
-            "{}{:.1},{:.1}",
+            "{}{},{}",
             if pen_down { "L" } else { "M" },
-            sx(x),
-            sy(y)
+            c(f.x(x)),
+            c(f.y(y))
         );
         pen_down = true;
     }
@@ -848,9 +695,9 @@ mod tests {
         let grad_panel = &train[train.find(">grad_norm<").unwrap()..];
         let grad_panel = &grad_panel[..grad_panel.find("</g>").unwrap()];
         let moves: usize = grad_panel
-            .lines()
-            .filter(|l| l.starts_with("<path"))
-            .map(|l| l.matches('M').count())
+            .split("<path d=\"")
+            .skip(1)
+            .map(|p| p[..p.find('"').unwrap()].matches('M').count())
             .sum();
         assert_eq!(moves, 4);
         if let Some(keep) = std::env::var_os("MODRL_KEEP_PLOTS") {

@@ -20,6 +20,8 @@
 
 use std::collections::HashSet;
 use std::fmt::Write as _;
+
+use modrl_moderation::plot::{c, nice_ticks, tick_labels, Frame, Svg};
 use std::path::Path;
 
 use anyhow::{anyhow, bail, Context, Result};
@@ -889,13 +891,6 @@ fn fmt_sci(v: f64) -> String {
     format!("{m}e{e}")
 }
 
-fn xml_escape(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
-}
-
 /// A plot of the points and the fitted curve on a log-x axis, with the asymptotes and C_mid
 /// marked where they fall inside the frame; the title carries the fitted parameters.
 pub fn plot_svg(points: &[Point], fit: &SigmoidFit, x_key: &str, y_key: &str) -> String {
@@ -951,26 +946,19 @@ pub fn plot_svg(points: &[Point], fit: &SigmoidFit, x_key: &str, y_key: &str) ->
     y_lo -= pad;
     y_hi += pad;
 
-    let sx = |l: f64| left + (l - x_lo) / (x_hi - x_lo) * pw;
-    let sy = |y: f64| top + (y_hi - y) / (y_hi - y_lo) * ph;
+    let f = Frame {
+        x0: left,
+        y0: top,
+        w: pw,
+        h: ph,
+        xr: (x_lo, x_hi),
+        yr: (y_lo, y_hi),
+    };
     let in_y = |y: f64| y.is_finite() && y >= y_lo && y <= y_hi;
-
-    let mut s = String::new();
-    let _ = write!(
-        s,
-        r##"<svg xmlns="http://www.w3.org/2000/svg" width="{W}" height="{H}" viewBox="0 0 {W} {H}" font-family="DejaVu Sans, Helvetica, Arial, sans-serif" fill="#222">"##
-    );
-    let _ = write!(
-        s,
-        r##"<rect width="{W}" height="{H}" fill="#fff"/><text x="{:.1}" y="24" text-anchor="middle" font-size="16" font-weight="bold">{} vs {}: sigmoid scaling fit</text>"##,
-        W / 2.0,
-        xml_escape(y_key),
-        xml_escape(x_key)
-    );
-    let _ = write!(
-        s,
-        r##"<text x="{:.1}" y="46" text-anchor="middle" font-size="12" fill="#444">R0 = {}, A = {}, B = {}, C_mid = {}, RMSE = {} (n = {})</text>"##,
-        W / 2.0,
+    let grey = r##"fill="#444""##;
+    let mut s = Svg::new(W, H, &format!("{y_key} vs {x_key}: sigmoid scaling fit"));
+    let params = format!(
+        "R0 = {}, A = {}, B = {}, C_mid = {}, RMSE = {} (n = {})",
         fmt_num(fit.r0),
         fmt_num(fit.a),
         fmt_num(fit.b),
@@ -978,81 +966,58 @@ pub fn plot_svg(points: &[Point], fit: &SigmoidFit, x_key: &str, y_key: &str) ->
         fmt_num(fit.rmse),
         pts.len()
     );
+    s.text(W / 2.0, 46.0, &params, 12.0, "middle", grey);
 
     // y grid and labels
-    let step = nice_step((y_hi - y_lo) / 5.0);
-    let decimals = (-step.log10().floor()).max(0.0) as usize;
-    let mut v = (y_lo / step).ceil() * step;
-    while v <= y_hi + 1e-9 * step {
-        let py = sy(v);
-        let _ = write!(
-            s,
-            r##"<line x1="{left:.1}" y1="{py:.1}" x2="{:.1}" y2="{py:.1}" stroke="#e6e6e6"/><text x="{:.1}" y="{:.1}" text-anchor="end" font-size="11" fill="#444">{v:.decimals$}</text>"##,
-            left + pw,
-            left - 6.0,
-            py + 4.0
-        );
-        v += step;
+    let yt = nice_ticks(y_lo, y_hi, 6, 0.0);
+    for (v, label) in yt.iter().zip(tick_labels(&yt)) {
+        let py = f.y(*v);
+        s.line((left, py), (f.right(), py), "#e6e6e6", 1.0, None);
+        s.text(left - 6.0, py + 4.0, &label, 11.0, "end", grey);
     }
     // x grid (log) and labels
     let ticks = log_ticks(x_lo, x_hi);
     let sci = ticks.iter().any(|&l| l >= 4.0 - 1e-9) || ticks.iter().any(|&l| l < -3.0);
     for l in ticks {
-        let px = sx(l);
-        let _ = write!(
-            s,
-            r##"<line x1="{px:.1}" y1="{top:.1}" x2="{px:.1}" y2="{:.1}" stroke="#e6e6e6"/><text x="{px:.1}" y="{:.1}" text-anchor="middle" font-size="11" fill="#444">{}</text>"##,
-            top + ph,
-            top + ph + 16.0,
-            if sci {
-                fmt_sci(10f64.powf(l))
-            } else {
-                fmt_num(10f64.powf(l))
-            }
-        );
+        let px = f.x(l);
+        let label = if sci {
+            fmt_sci(10f64.powf(l))
+        } else {
+            fmt_num(10f64.powf(l))
+        };
+        s.line((px, top), (px, f.bottom()), "#e6e6e6", 1.0, None);
+        s.text(px, f.bottom() + 16.0, &label, 11.0, "middle", grey);
     }
-    let _ = write!(
-        s,
-        r##"<rect x="{left}" y="{top}" width="{pw}" height="{ph}" fill="none" stroke="#999"/>"##
+    s.rect(left, top, pw, ph, "none", r##"stroke="#999""##);
+    let axis = r##"fill="#333""##;
+    let xlabel = format!("{x_key} (log scale)");
+    s.text(left + pw / 2.0, H - 14.0, &xlabel, 12.0, "middle", axis);
+    let rotate = format!(
+        r##"fill="#333" transform="rotate(-90 18 {})""##,
+        c(top + ph / 2.0)
     );
-    let _ = write!(
-        s,
-        r##"<text x="{:.1}" y="{:.1}" text-anchor="middle" font-size="12" fill="#333">{} (log scale)</text><text transform="translate(18 {:.1}) rotate(-90)" text-anchor="middle" font-size="12" fill="#333">{}</text>"##,
-        left + pw / 2.0,
-        H - 14.0,
-        xml_escape(x_key),
-        top + ph / 2.0,
-        xml_escape(y_key)
-    );
+    s.text(18.0, top + ph / 2.0, y_key, 12.0, "middle", &rotate);
 
     // asymptotes and C_mid
+    let note = r##"fill="#666""##;
     for (val, name) in [(fit.r0, "R0"), (fit.a, "A")] {
         if in_y(val) {
-            let py = sy(val);
-            let _ = write!(
-                s,
-                r##"<line x1="{left:.1}" y1="{py:.1}" x2="{:.1}" y2="{py:.1}" stroke="#888" stroke-dasharray="5 4"/><text x="{:.1}" y="{:.1}" font-size="11" fill="#666">{name}</text>"##,
-                left + pw,
-                left + pw + 4.0,
-                py + 4.0
-            );
+            let py = f.y(val);
+            s.line((left, py), (f.right(), py), "#888", 1.0, Some("5 4"));
+            s.text(f.right() + 4.0, py + 4.0, name, 11.0, "start", note);
         }
     }
     let lc = fit.c_mid.log10();
     if lc.is_finite() && lc >= x_lo && lc <= x_hi {
-        let px = sx(lc);
+        let px = f.x(lc);
         // label left of the line, in the corner the curve stays away from
         let label_y = if fit.a >= fit.r0 {
             top + 0.12 * ph + 4.0
         } else {
             top + 0.88 * ph + 4.0
         };
-        let _ = write!(
-            s,
-            r##"<line x1="{px:.1}" y1="{top:.1}" x2="{px:.1}" y2="{:.1}" stroke="#888" stroke-dasharray="2 3"/><text x="{:.1}" y="{label_y:.1}" text-anchor="end" font-size="11" fill="#666">C_mid</text>"##,
-            top + ph,
-            px - 4.0
-        );
+        s.line((px, top), (px, f.bottom()), "#888", 1.0, Some("2 3"));
+        s.text(px - 4.0, label_y, "C_mid", 11.0, "end", note);
     }
 
     // the curve, dashed beyond the largest observed compute (extrapolation), then the points
@@ -1061,10 +1026,10 @@ pub fn plot_svg(points: &[Point], fit: &SigmoidFit, x_key: &str, y_key: &str) ->
         for (i, (l, y)) in seg.into_iter().enumerate() {
             let _ = write!(
                 d,
-                "{}{:.1},{:.1}",
+                "{}{},{}",
                 if i == 0 { "M" } else { " L" },
-                sx(l),
-                sy(y)
+                c(f.x(l)),
+                c(f.y(y))
             );
         }
         d
@@ -1073,41 +1038,22 @@ pub fn plot_svg(points: &[Point], fit: &SigmoidFit, x_key: &str, y_key: &str) ->
     if fitted.len() > 1 {
         let mut seg = fitted;
         seg.extend(beyond.first()); // join the two pieces
-        let _ = write!(
-            s,
-            r##"<path d="{}" fill="none" stroke="#1f77b4" stroke-width="2.2"/>"##,
-            path(seg)
-        );
+        s.path(&path(seg), "#1f77b4", 2.2, "none", "");
     }
     if beyond.len() > 1 {
-        let _ = write!(
-            s,
-            r##"<path d="{}" fill="none" stroke="#1f77b4" stroke-width="2.2" stroke-dasharray="6 4"/>"##,
-            path(beyond)
+        s.path(
+            &path(beyond),
+            "#1f77b4",
+            2.2,
+            "none",
+            r#"stroke-dasharray="6 4""#,
         );
     }
     for (p, l) in pts.iter().zip(&lx) {
-        let _ = write!(
-            s,
-            r##"<circle cx="{:.1}" cy="{:.1}" r="3.8" fill="#ff7f0e" stroke="#fff" stroke-width="0.8"><title>x = {}, y = {}</title></circle>"##,
-            sx(*l),
-            sy(p.y),
-            fmt_num(p.x),
-            fmt_num(p.y)
-        );
+        let tip = format!("x = {}, y = {}", fmt_num(p.x), fmt_num(p.y));
+        s.dot_titled(f.x(*l), f.y(p.y), 3.8, "#ff7f0e", &tip);
     }
-    s.push_str("</svg>\n");
-    s
-}
-
-/// 1, 2 or 5 times a power of ten, at least `raw`.
-fn nice_step(raw: f64) -> f64 {
-    let p = 10f64.powf(raw.log10().floor());
-    [1.0, 2.0, 5.0, 10.0]
-        .into_iter()
-        .map(|m| m * p)
-        .find(|&v| v >= raw * (1.0 - 1e-12))
-        .unwrap_or(10.0 * p)
+    s.finish(true)
 }
 
 /// log10 positions of decade ticks (plus 2 and 5 when the range spans under 3 decades) in range;

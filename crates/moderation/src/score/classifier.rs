@@ -1,15 +1,14 @@
 //! Classify lists of texts under one policy with one scoring mode: the code behind `modrl
-//! classify` (through [`crate::jobs`]) and the Python package (`import modrl`), so both give the
+//! classify` (its batch jobs) and the Python package (`import modrl`), so both give the
 //! same scores for the same texts.
 
 use anyhow::{bail, Result};
 use modrl_model::generate::PrefixCache;
 use modrl_model::{Model, Tokenizer};
-use modrl_moderation::prompt::Variant;
-use modrl_moderation::score::ScoringMode;
-use modrl_moderation::Policy;
 
-use crate::classifier::PolicyPrompts;
+use super::{Budget, PolicyPrompts, ScoringMode};
+use crate::policy::Policy;
+use crate::prompt::Variant;
 
 /// Settings of a [`TextClassifier`].
 #[derive(Debug, Clone)]
@@ -75,9 +74,6 @@ impl TextClassifier {
     ) -> Result<Self> {
         if !(0.0..=1.0).contains(&opts.threshold) {
             bail!("the threshold must be in [0, 1], got {}", opts.threshold);
-        }
-        if opts.mode == ScoringMode::Reasoned {
-            bail!("reasoned scoring is available in `modrl eval`, not in classify yet; use verdict-token, greedy or mc");
         }
         let pp = PolicyPrompts::new(policy, tok, opts.reasoning_variant, opts.no_system_role)?;
         let variant = pp.variant(&opts.mode);
@@ -153,26 +149,30 @@ impl TextClassifier {
                 .map(|t| self.pp.prompt_ids(tok, t, self.variant))
                 .collect::<Result<_>>()?;
             let o = &self.opts;
+            let budget = Budget {
+                max_new_tokens: o.max_new_tokens,
+                seed: o.seed,
+                max_rows: o.batch_rows.max(1),
+            };
             let scored = self.pp.score(
                 model,
                 tok,
                 Some(&self.prefix),
+                chunk,
                 &prompts,
                 &o.mode,
-                o.max_new_tokens,
-                o.seed,
-                o.batch_rows.max(1),
+                budget,
             )?;
             for s in scored {
                 let hit = s.score >= o.threshold;
                 out.push(Classified {
                     label: u8::from(hit),
                     score: s.score,
-                    category: match (hit, s.category) {
+                    category: match (hit, s.pred_category) {
                         (true, Some(c)) => c,
                         _ => "none".into(),
                     },
-                    reasoning: s.reasoning,
+                    reasoning: s.output,
                 });
             }
         }
