@@ -22,12 +22,11 @@
 //! not a finite number in `[0, 1]` are left out of every metric and counted in `n_excluded`.
 
 use crate::dataset::Split;
+use crate::journal::{JournalError, LineJournal, Reopened};
 use crate::metrics::{self, CALIBRATION_BINS};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashSet};
 use std::fmt;
-use std::fs::{File, OpenOptions};
-use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
 /// Number of bins of the per-class score histograms in [`Curves`].
@@ -187,15 +186,13 @@ fn parse_row(path: &Path, line_no: usize, line: &[u8]) -> Result<ScoredRow, Eval
 struct ParsedScores {
     /// Rows of the newline-terminated lines.
     rows: Vec<ScoredRow>,
-    /// Byte length of those lines.
-    complete_len: usize,
     /// The parse of a non-blank final segment without a newline (`None` if there is none).
     last: Option<Result<ScoredRow, EvalError>>,
 }
 
 /// Parses a scores file's bytes; any bad newline-terminated line is an error.
 fn parse_scores_bytes(path: &Path, bytes: &[u8]) -> Result<ParsedScores, EvalError> {
-    let complete_len = bytes.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
+    let complete_len = crate::journal::complete_len(bytes);
     let mut rows = Vec::new();
     let mut seen: BTreeMap<String, usize> = BTreeMap::new();
     let mut line_no = 0;
@@ -232,11 +229,7 @@ fn parse_scores_bytes(path: &Path, bytes: &[u8]) -> Result<ParsedScores, EvalErr
             None => Ok(row),
         })
     });
-    Ok(ParsedScores {
-        rows,
-        complete_len,
-        last,
-    })
+    Ok(ParsedScores { rows, last })
 }
 
 /// Reads a scores file. Blank lines are ignored; every error names the file and 1-based line;
@@ -259,57 +252,46 @@ pub fn filter_split(rows: &[ScoredRow], split: Split) -> Vec<ScoredRow> {
         .collect()
 }
 
-/// Appends scored rows to a scores file, one flushed line each.
+/// Appends scored rows to a scores file, one flushed line each (a [`LineJournal`]).
 #[derive(Debug)]
 pub struct ScoresWriter {
-    path: PathBuf,
-    file: File,
+    journal: LineJournal,
     done: HashSet<String>,
+}
+
+impl From<JournalError> for EvalError {
+    fn from(e: JournalError) -> EvalError {
+        EvalError::Io {
+            path: e.path,
+            source: e.source,
+        }
+    }
 }
 
 impl ScoresWriter {
     /// Opens (creating if needed) a scores file for appending. Returns the writer, the ids
     /// already in the file and its rows. A last line without a newline that does not parse (a
     /// write cut short by a crash) is dropped and the file truncated to the last complete line; a
-    /// complete last line without its newline gets one. Any other bad line is an error.
+    /// complete last line without its newline gets one. Any other bad line is an error, and the
+    /// file is left as it was.
     pub fn open_append(
         path: impl AsRef<Path>,
     ) -> Result<(ScoresWriter, HashSet<String>, Vec<ScoredRow>), EvalError> {
         let path = path.as_ref();
-        let mut file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(path)
-            .map_err(io_err(path))?;
-        let mut bytes = Vec::new();
-        file.read_to_end(&mut bytes).map_err(io_err(path))?;
-        let ParsedScores {
-            mut rows,
-            complete_len,
-            last,
-        } = parse_scores_bytes(path, &bytes)?;
-        match last {
-            None => {
-                if complete_len < bytes.len() {
-                    // Only whitespace after the last newline.
-                    file.set_len(complete_len as u64).map_err(io_err(path))?;
-                }
-            }
-            Some(Ok(row)) => {
-                file.seek(SeekFrom::End(0)).map_err(io_err(path))?;
-                file.write_all(b"\n").map_err(io_err(path))?;
-                rows.push(row);
-            }
-            Some(Err(_)) => file.set_len(complete_len as u64).map_err(io_err(path))?,
+        let mut parsed = None;
+        let Reopened { journal, .. } = LineJournal::open(path, |bytes| {
+            let p = parse_scores_bytes(path, bytes)?;
+            let keep = matches!(p.last, Some(Ok(_)));
+            parsed = Some(p);
+            Ok::<bool, EvalError>(keep)
+        })?;
+        let ParsedScores { mut rows, last, .. } = parsed.expect("inspected");
+        if let Some(Ok(row)) = last {
+            rows.push(row);
         }
-        file.seek(SeekFrom::End(0)).map_err(io_err(path))?;
-        file.flush().map_err(io_err(path))?;
         let done: HashSet<String> = rows.iter().map(|r| r.id.clone()).collect();
         let writer = ScoresWriter {
-            path: path.to_path_buf(),
-            file,
+            journal,
             done: done.clone(),
         };
         Ok((writer, done, rows))
@@ -328,21 +310,18 @@ impl ScoresWriter {
                 message: "already in the scores file".into(),
             });
         }
-        let mut line = serde_json::to_vec(row).map_err(|e| EvalError::InvalidRow {
+        let line = serde_json::to_vec(row).map_err(|e| EvalError::InvalidRow {
             id: row.id.clone(),
             message: e.to_string(),
         })?;
-        line.push(b'\n');
-        let path = &self.path;
-        self.file.write_all(&line).map_err(io_err(path))?;
-        self.file.flush().map_err(io_err(path))?;
+        self.journal.append(&line)?;
         self.done.insert(row.id.clone());
         Ok(())
     }
 
     /// Forces written rows to disk (fsync); appends already reach the OS on every row.
     pub fn sync(&self) -> Result<(), EvalError> {
-        self.file.sync_data().map_err(io_err(&self.path))
+        Ok(self.journal.sync()?)
     }
 
     /// Whether `id` is in the file.
@@ -362,7 +341,7 @@ impl ScoresWriter {
 
     /// The file's path.
     pub fn path(&self) -> &Path {
-        &self.path
+        self.journal.path()
     }
 }
 
@@ -967,6 +946,7 @@ pub fn evaluate(test: &[ScoredRow], val: Option<&[ScoredRow]>, opts: &EvalOption
 
 #[cfg(test)]
 pub(crate) mod tests {
+    use std::io::Write as _;
 
     #[test]
     fn threshold_rules_parse_and_pick_the_operating_point_on_validation() {
@@ -1430,7 +1410,10 @@ pub(crate) mod tests {
         let good_len = std::fs::metadata(&path).unwrap().len();
         // A crash in the middle of the fourth line.
         let fourth = serde_json::to_string(&rows[3]).unwrap();
-        let mut f = OpenOptions::new().append(true).open(&path).unwrap();
+        let mut f = std::fs::OpenOptions::new()
+            .append(true)
+            .open(&path)
+            .unwrap();
         f.write_all(&fourth.as_bytes()[..fourth.len() / 2]).unwrap();
         drop(f);
         assert!(read_scores(&path).is_err());
@@ -1450,7 +1433,10 @@ pub(crate) mod tests {
         drop(w);
         assert_eq!(read_scores(&path).unwrap(), rows[..4].to_vec());
         // A complete last line that only lacks its newline is kept, and the newline added.
-        let mut f = OpenOptions::new().append(true).open(&path).unwrap();
+        let mut f = std::fs::OpenOptions::new()
+            .append(true)
+            .open(&path)
+            .unwrap();
         f.write_all(serde_json::to_string(&rows[4]).unwrap().as_bytes())
             .unwrap();
         drop(f);

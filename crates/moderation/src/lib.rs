@@ -22,6 +22,7 @@
 
 pub mod dataset;
 pub mod eval;
+pub mod journal;
 pub mod metrics;
 pub mod paired;
 pub mod parquet_io;

@@ -21,12 +21,11 @@
 //!   new journal, so new input ids are added to it; while a journal exists it holds every row.
 
 use std::collections::{HashMap, HashSet};
-use std::fs::{File, OpenOptions};
-use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 use modrl_model::{Model, Tokenizer};
+use modrl_moderation::journal::{LineJournal, Reopened};
 use modrl_moderation::parquet_io;
 use modrl_moderation::Policy;
 use serde_json::{json, Value};
@@ -392,8 +391,7 @@ pub struct ResultRow {
 /// Appends results, one flushed line each.
 pub struct ResultsWriter {
     /// The file written to (for a Parquet output, its journal).
-    path: PathBuf,
-    file: File,
+    journal: LineJournal,
     format: OutFormat,
     /// The Parquet file [`Self::finish`] writes from the journal.
     parquet: Option<PathBuf>,
@@ -442,9 +440,10 @@ impl ResultsWriter {
             return Ok(());
         };
         self.sync()?;
-        parquet_io::jsonl_to_parquet(&self.path, out, &RESULT_COLUMNS)?;
-        std::fs::remove_file(&self.path)
-            .with_context(|| format!("{}: cannot remove", self.path.display()))
+        let journal = self.journal.path();
+        parquet_io::jsonl_to_parquet(journal, out, &RESULT_COLUMNS)?;
+        std::fs::remove_file(journal)
+            .with_context(|| format!("{}: cannot remove", journal.display()))
     }
 
     fn open_lines(path: &Path) -> Result<(ResultsWriter, HashSet<String>)> {
@@ -453,30 +452,21 @@ impl ResultsWriter {
             std::fs::create_dir_all(parent)
                 .with_context(|| format!("cannot create {}", parent.display()))?;
         }
-        let mut file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(path)
-            .with_context(|| format!("{}: cannot open", path.display()))?;
-        let mut bytes = vec![];
-        file.read_to_end(&mut bytes)
-            .with_context(|| format!("{}: cannot read", path.display()))?;
-        let complete = bytes.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
-        if complete < bytes.len() {
-            let cut = String::from_utf8_lossy(&bytes[complete..]).to_string();
-            if !cut.trim().is_empty() {
-                tracing::warn!(
-                    "{}: dropping an unfinished last line {:?} (it is classified again)",
-                    path.display(),
-                    cut
-                );
-            }
-            file.set_len(complete as u64)
-                .with_context(|| format!("{}: cannot truncate", path.display()))?;
+        // A final line without its newline was being written when a run stopped: never kept (a
+        // cut CSV line can still parse, with a cut score).
+        let Reopened {
+            journal,
+            bytes,
+            dropped,
+        } = LineJournal::open::<anyhow::Error>(path, |_| Ok(false))?;
+        if let Some(cut) = dropped {
+            tracing::warn!(
+                "{}: dropping an unfinished last line {:?} (it is classified again)",
+                path.display(),
+                String::from_utf8_lossy(&cut)
+            );
         }
-        let text = std::str::from_utf8(&bytes[..complete])
+        let text = std::str::from_utf8(&bytes)
             .with_context(|| format!("{}: not UTF-8", path.display()))?;
         let mut done: HashMap<String, usize> = HashMap::new();
         let mut add = |id: String, line: usize| -> Result<()> {
@@ -525,29 +515,21 @@ impl ResultsWriter {
             }
             OutFormat::Csv | OutFormat::Parquet => {}
         }
-        file.seek(SeekFrom::End(0))?;
         let mut w = ResultsWriter {
-            path: path.to_path_buf(),
-            file,
+            journal,
             format,
             parquet: None,
         };
         if needs_header {
             // An empty (or whitespace-only) file: start it over with the header.
-            w.file.set_len(0)?;
-            w.file.seek(SeekFrom::Start(0))?;
+            w.journal.clear()?;
             w.write_line(CSV_HEADER)?;
         }
         Ok((w, done.into_keys().collect()))
     }
 
     fn write_line(&mut self, line: &str) -> Result<()> {
-        let mut b = line.as_bytes().to_vec();
-        b.push(b'\n');
-        self.file
-            .write_all(&b)
-            .and_then(|_| self.file.flush())
-            .with_context(|| format!("{}: cannot write", self.path.display()))
+        Ok(self.journal.append(line.as_bytes())?)
     }
 
     /// Append one result as one line and flush it.
@@ -574,9 +556,7 @@ impl ResultsWriter {
 
     /// Force what was written to disk.
     pub fn sync(&self) -> Result<()> {
-        self.file
-            .sync_data()
-            .with_context(|| format!("{}: cannot sync", self.path.display()))
+        Ok(self.journal.sync()?)
     }
 }
 
@@ -844,6 +824,8 @@ impl Prepared {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::fs::OpenOptions;
+    use std::io::Write as _;
 
     #[test]
     fn jsonl_reader_rejects_bad_rows_with_line_numbers() {
