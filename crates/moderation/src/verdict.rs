@@ -256,7 +256,7 @@ impl ParseFailure {
 /// policy's category names). With an empty `categories` any category string is accepted as
 /// written (trimmed). Never panics.
 pub fn parse<S: AsRef<str>>(text: &str, categories: &[S]) -> Result<Verdict, ParseFailure> {
-    let (_, object) = locate_verdict(text)?;
+    let (_, _, object) = locate_verdict(text)?;
     let fields: Vec<(String, &Value)> = object
         .iter()
         .map(|(k, v)| (k.trim().to_ascii_lowercase(), v))
@@ -407,8 +407,16 @@ fn rfind_ascii_ci(haystack: &str, needle: &str) -> Option<usize> {
     haystack.to_ascii_lowercase().rfind(needle)
 }
 
-/// Finds the verdict object: returns its byte offset in `text` and the object.
-fn locate_verdict(text: &str) -> Result<(usize, Map<String, Value>), ParseFailure> {
+/// Where the verdict object sits in `text` (the object [`parse`] reads: the last JSON object with
+/// a `label` or `verdict` key after the last `</reasoning>`), as a byte range.
+pub fn verdict_span(text: &str) -> Option<(usize, usize)> {
+    locate_verdict(text)
+        .ok()
+        .map(|(start, end, _)| (start, end))
+}
+
+/// Finds the verdict object: returns its byte range in `text` and the object.
+fn locate_verdict(text: &str) -> Result<(usize, usize, Map<String, Value>), ParseFailure> {
     let base = after_last_close(text).unwrap_or(0);
     let region = &text[base..];
     let mut bad_json: Option<ParseFailure> = None;
@@ -427,7 +435,8 @@ fn locate_verdict(text: &str) -> Result<(usize, Map<String, Value>), ParseFailur
                     .keys()
                     .any(|k| matches!(k.trim().to_ascii_lowercase().as_str(), "label" | "verdict"))
                 {
-                    return Ok((base + start, map));
+                    let end = base + start + stream.byte_offset();
+                    return Ok((base + start, end, map));
                 }
                 saw_object = true;
             }
@@ -495,7 +504,7 @@ pub fn reasoning_text(text: &str) -> String {
         return text[..close].trim().to_string();
     }
     let before = match locate_verdict(text) {
-        Ok((start, _)) => &text[..start],
+        Ok((start, _, _)) => &text[..start],
         Err(_) => text,
     };
     let mut before = before.trim_end();

@@ -60,34 +60,6 @@ pub trait Reward: Send + Sync {
 // ---------------------------------------------------------------------------------------------
 // Output contract checks.
 
-/// Where the verdict object sits in `text`: the same object [`verdict::parse`] reads (the last
-/// JSON object with a `label` key after the last `</reasoning>`), as a byte range.
-fn verdict_span(text: &str) -> Option<(usize, usize)> {
-    let base = text
-        .to_ascii_lowercase()
-        .rfind(verdict::REASONING_CLOSE)
-        .map_or(0, |i| i + verdict::REASONING_CLOSE.len());
-    let region = &text[base..];
-    let starts: Vec<usize> = region
-        .char_indices()
-        .filter(|&(_, c)| c == '{')
-        .map(|(i, _)| i)
-        .collect();
-    for &start in starts.iter().rev().take(512) {
-        let mut stream = serde_json::Deserializer::from_str(&region[start..]).into_iter::<Value>();
-        if let Some(Ok(Value::Object(map))) = stream.next() {
-            let is_verdict = map
-                .keys()
-                .any(|k| matches!(k.trim().to_ascii_lowercase().as_str(), "label" | "verdict"));
-            if is_verdict {
-                let end = start + stream.byte_offset();
-                return Some((base + start, base + end));
-            }
-        }
-    }
-    None
-}
-
 /// How a completion fares against the output contract (`modrl_moderation::verdict`).
 #[derive(Debug, Clone, PartialEq)]
 pub struct ContractCheck {
@@ -122,7 +94,8 @@ pub fn check_contract_for(completion: &str, policy: &Policy, reasoning: bool) ->
     let mut c = check_reasoned_contract(completion, policy);
     if !reasoning {
         c.reasoning_closed = c.verdict.is_ok()
-            && verdict_span(completion).is_some_and(|(s, _)| completion[..s].trim().is_empty());
+            && verdict::verdict_span(completion)
+                .is_some_and(|(s, _)| completion[..s].trim().is_empty());
     }
     c
 }
@@ -132,7 +105,7 @@ fn check_reasoned_contract(completion: &str, policy: &Policy) -> ContractCheck {
     let lower = completion.to_ascii_lowercase();
     let open = lower.find(verdict::REASONING_OPEN);
     let close = lower.rfind(verdict::REASONING_CLOSE);
-    let span = verdict_span(completion);
+    let span = verdict::verdict_span(completion);
     let reasoning_closed = match (open, close) {
         (Some(o), Some(c)) => {
             o < c
@@ -1514,9 +1487,9 @@ mod tests {
         let text = "<reasoning>The format is {\"label\": \"x\"}.</reasoning>\n{\"label\": \"non_violating\", \"category\": \"none\", \"probability\": 0.2}\n";
         let c = check_contract(text, &p);
         assert!(c.is_clean(), "{c:?}");
-        assert_eq!(verdict_span("no json"), None);
+        assert_eq!(verdict::verdict_span("no json"), None);
         let s = "ab {\"label\": 1} cd";
-        assert_eq!(verdict_span(s), Some((3, 15)));
+        assert_eq!(verdict::verdict_span(s), Some((3, 15)));
     }
 
     #[test]
