@@ -1,4 +1,3 @@
-
 use super::*;
 
 const TRUTH: (f64, f64, f64, f64) = (0.5, 0.85, 1.5, 1e5);
