@@ -11,8 +11,8 @@
 # With COMMIT=1 the small files behind the page (scores, metrics, run metrics.jsonl, configs,
 # training ids) are copied to docs/results/rl-vs-sft/TASK/ (rows of the first N without suffix).
 # Rows: sft, rl, sft-rl, sft-more (SFT continued for as many steps as the RL stage of sft-rl:
-# the compute-matched control), and rl-kl-fmt (RL only, 60 steps at lr 2e-4 with the KL term to the
-# base, rl.beta = 0.5, and the format term). Tasks with an out-of-distribution set (offensive: HateXplain) also
+# the compute-matched control), and rl-kl-fmt (RL only with the KL term to the base and the format
+# term: the recipe overlay configs/runs/recipes/rl-kl-fmt.toml). Tasks with an out-of-distribution set (offensive: HateXplain) also
 # score every row there at the row's in-distribution threshold (ROW/test-ood).
 # Environment: B (binary, default target/release/modrl), LIMIT (default 400), VAL_LIMIT (100), RUNS (runs/rl-vs-sft), ROWS (default
 # "sft rl sft-rl"), SETS (extra --set overrides for every training run, space separated).
@@ -114,8 +114,7 @@ for n in "${LABELS[@]}"; do
       sft) train sft "$n" --set 'stages=["sft"]' ;;
       rl) train rl "$n" --set 'stages=["rl"]' ;;
       rl-kl-fmt)  # RL only with the KL term to the base and the format term (docs/results/scaling.md)
-        train rl-kl-fmt "$n" --set 'stages=["rl"]' --set rl.beta=0.5 --set rewards.format=0.2 \
-          --set rl.max_steps=60 --set rl.learning_rate=2e-4 ;;
+        train rl-kl-fmt "$n" --overlay configs/runs/recipes/rl-kl-fmt.toml ;;
       sft-more)  # the compute-matched control of sft-rl: as many more SFT steps as RL steps
         train sft "$n" --set 'stages=["sft"]'
         train sft-more "$n" --set 'stages=["sft"]' --set "model.adapter=\"$RUNS/n$n/sft/final\"" \

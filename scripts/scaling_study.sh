@@ -73,8 +73,9 @@ for r in "${RUNS[@]}"; do
     rl-steps) train "$r" --set "rl.max_steps=${RL_STEPS:-60}" --set "rl.learning_rate=${RL_LR:-2e-4}" ;;
     rl-kl*) b=${r#rl-kl}; f=0
       case $b in *-fmt) b=${b%-fmt}; f=0.2 ;; esac
-      train "$r" --set "rl.max_steps=${RL_STEPS:-60}" --set "rl.learning_rate=${RL_LR:-2e-4}" \
-        --set "rl.beta=$b" --set "rewards.format=$f" ;;
+      # The recipe overlay (configs/runs/recipes/rl-kl-fmt.toml) with this run's beta and format.
+      train "$r" --overlay configs/runs/recipes/rl-kl-fmt.toml --set "rl.max_steps=${RL_STEPS:-60}" \
+        --set "rl.learning_rate=${RL_LR:-2e-4}" --set "rl.beta=$b" --set "rewards.format=$f" ;;
     sft-rl-steps-lr3e-4) train "$r" --set "model.adapter=\"$SFT\"" --set "rl.max_steps=160" ;;
     g[0-9]*) train "$r" --set "model.adapter=\"$SFT\"" --set "rl.max_steps=$G_STEPS" \
         --set 'rl.label_estimator="sampled"' --set "rl.num_generations=${r#g}" ;;

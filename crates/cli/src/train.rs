@@ -1,4 +1,4 @@
-//! `modrl train --config FILE [--max-steps N] [--out DIR] [--resume]`.
+//! `modrl train --config FILE [--overlay FILE ...] [--set KEY=VALUE ...] [--max-steps N] [--out DIR] [--resume]`.
 
 use std::path::PathBuf;
 
@@ -29,10 +29,14 @@ pub struct TrainArgs {
     /// (repeatable; TOML values, dotted keys; validated like the file).
     #[arg(long = "set", value_name = "KEY=VALUE")]
     pub set: Vec<String>,
+    /// A TOML file merged over the config (tables key by key), before the --set overrides;
+    /// repeatable, later ones win. E.g. a recipe from configs/runs/recipes/.
+    #[arg(long = "overlay", value_name = "FILE")]
+    pub overlay: Vec<PathBuf>,
 }
 
 pub fn run(a: TrainArgs) -> Result<()> {
-    let cfg = RunConfig::load_with(&a.config, &a.set)?;
+    let cfg = RunConfig::load_layers(&a.config, &a.overlay, &a.set)?;
     let opts = TrainOptions {
         resume: a.resume,
         max_steps: a.max_steps,

@@ -396,22 +396,39 @@ impl RunConfig {
     /// not TOML is taken as a string), tables are created as needed, and the result is validated
     /// as if the file said so.
     pub fn load_with(path: &Path, overrides: &[String]) -> Result<Self> {
+        Self::load_layers(path, &[], overrides)
+    }
+
+    /// [`RunConfig::load_with`] with overlays: TOML files merged over the config in order
+    /// (tables merge key by key, any other value replaces), before the `--set` overrides. A
+    /// recipe kept as an overlay (e.g. `configs/runs/recipes/rl-kl-fmt.toml`) applies to any
+    /// task's config. Errors name the file and line.
+    pub fn load_layers(path: &Path, overlays: &[PathBuf], overrides: &[String]) -> Result<Self> {
         let text = std::fs::read_to_string(path)
             .with_context(|| format!("{}: cannot read", path.display()))?;
-        if overrides.is_empty() {
+        if overrides.is_empty() && overlays.is_empty() {
             return Self::from_toml(&text, path);
         }
-        let mut doc: toml::Table = toml::from_str(&text)
-            .map_err(|e| anyhow::anyhow!("{}: {}", path.display(), e.message()))?;
+        let mut doc = toml_table(&text, path)?;
+        for o in overlays {
+            let t = std::fs::read_to_string(o)
+                .with_context(|| format!("{}: cannot read", o.display()))?;
+            merge_tables(&mut doc, toml_table(&t, o)?);
+        }
+        let described: Vec<String> = overlays
+            .iter()
+            .map(|o| format!("--overlay {}", o.display()))
+            .chain(overrides.iter().map(|o| format!("--set {o}")))
+            .collect();
         for o in overrides {
             apply_override(&mut doc, o).with_context(|| format!("--set {o}"))?;
         }
         let merged = toml::to_string(&doc)?;
         let cfg: RunConfig = toml::from_str(&merged).map_err(|e| {
             anyhow::anyhow!(
-                "{} with --set {}: {}",
+                "{} with {}: {}",
                 path.display(),
-                overrides.join(" --set "),
+                described.join(" "),
                 e.message()
             )
         })?;
@@ -510,6 +527,29 @@ impl RunConfig {
     }
 }
 
+/// A TOML document as a table; errors name the file and line.
+fn toml_table(text: &str, path: &Path) -> Result<toml::Table> {
+    toml::from_str(text).map_err(|e| {
+        let line = e.span().map(|s| text[..s.start].matches('\n').count() + 1);
+        match line {
+            Some(l) => anyhow::anyhow!("{}:{l}: {}", path.display(), e.message()),
+            None => anyhow::anyhow!("{}: {}", path.display(), e.message()),
+        }
+    })
+}
+
+/// Merge `over` into `base`: tables key by key (recursively), any other value replaces.
+fn merge_tables(base: &mut toml::Table, over: toml::Table) {
+    for (k, v) in over {
+        match (base.get_mut(&k), v) {
+            (Some(toml::Value::Table(b)), toml::Value::Table(o)) => merge_tables(b, o),
+            (_, v) => {
+                base.insert(k, v);
+            }
+        }
+    }
+}
+
 /// Set `dotted.key = value` in a TOML table (see [`RunConfig::load_with`]).
 fn apply_override(doc: &mut toml::Table, o: &str) -> Result<()> {
     let (key, raw) = o
@@ -541,6 +581,46 @@ fn apply_override(doc: &mut toml::Table, o: &str) -> Result<()> {
 #[cfg(test)]
 mod override_tests {
     use super::*;
+
+    #[test]
+    fn overlays_merge_tables_in_order_and_set_wins() {
+        let dir = tempfile::tempdir().unwrap();
+        let base = dir.path().join("base.toml");
+        std::fs::write(
+            &base,
+            "[model]\npath = \"m\"\n[data]\npolicy = \"p.toml\"\npath = \"d.jsonl\"\n[rl]\nlearning_rate = 3e-4\nmax_steps = 40\n",
+        )
+        .unwrap();
+        let a = dir.path().join("a.toml");
+        std::fs::write(
+            &a,
+            "[rl]\nbeta = 0.5\nmax_steps = 60\n[rewards]\nformat = 0.2\n",
+        )
+        .unwrap();
+        let b = dir.path().join("b.toml");
+        std::fs::write(&b, "[rl]\nmax_steps = 80\n").unwrap();
+        let cfg = RunConfig::load_layers(&base, &[a.clone(), b.clone()], &[]).unwrap();
+        // Tables merge key by key: the base's learning rate stays, the later overlay wins.
+        assert_eq!(cfg.rl.learning_rate, 3e-4);
+        assert_eq!(cfg.rl.beta, 0.5);
+        assert_eq!(cfg.rl.max_steps, 80);
+        assert_eq!(cfg.rewards.format, 0.2);
+        let cfg = RunConfig::load_layers(&base, &[a], &["rl.max_steps=7".into()]).unwrap();
+        assert_eq!(cfg.rl.max_steps, 7);
+        // A bad overlay names its file and line; an unknown key names the overlay.
+        std::fs::write(&b, "[rl]\nmax_steps = \n").unwrap();
+        let e = format!(
+            "{:#}",
+            RunConfig::load_layers(&base, &[b.clone()], &[]).unwrap_err()
+        );
+        assert!(e.contains("b.toml:2"), "{e}");
+        std::fs::write(&b, "[rl]\nmax_stepz = 3\n").unwrap();
+        let e = format!(
+            "{:#}",
+            RunConfig::load_layers(&base, &[b], &[]).unwrap_err()
+        );
+        assert!(e.contains("--overlay") && e.contains("max_stepz"), "{e}");
+    }
 
     #[test]
     fn overrides_set_nested_keys_and_are_validated() {
