@@ -55,7 +55,7 @@ REPO = os.path.dirname(HERE)
 
 DEFAULT_PATHS = {
     "config_rs": os.path.join(REPO, "crates", "train", "src", "config.rs"),
-    "rewards_rs": os.path.join(REPO, "crates", "train", "src", "rewards.rs"),
+    "rewards_rs": os.path.join(REPO, "crates", "train", "src", "rewards", "config.rs"),
     "judge_rs": os.path.join(REPO, "crates", "train", "src", "judge.rs"),
     "lora_rs": os.path.join(REPO, "crates", "model", "src", "lora.rs"),
     "docs": os.path.join(REPO, "docs", "config-reference.md"),

@@ -4,7 +4,7 @@ Shared by scripts/rl_vs_sft_table.py and scripts/check_results.py. Pure Python e
 functions, which need numpy (imported when first used).
 
 - average_precision / roc_auc: PR-AUC (sklearn's average precision) and ROC-AUC (ties count one
-  half) of one scores file, exactly as crates/moderation/src/metrics.rs computes them.
+  half) of one scores file, exactly as crates/moderation/src/metrics/mod.rs computes them.
 - bootstrap_ci / paired_bootstrap_ci: the percentile bootstrap intervals of `modrl eval` (the
   `pr_auc_ci` of metrics.json) and of `modrl eval --compare` (vs-*.json, compare.json), replayed
   draw for draw: the same SplitMix64 generator and seed, items drawn in the same order, the same
