@@ -606,6 +606,7 @@ QS = "quickstart"
 QS_ZS, QS_TR = f"{QS}/eval-zero-shot", f"{QS}/eval"
 QS_CMP = dict(a=f"{QS_ZS}/scores.jsonl", b=f"{QS_TR}/scores.jsonl", committed=f"{QS}/compare.json")
 OFF = "rl-vs-sft/offensive"
+PH = "rl-vs-sft/prompt-harm"
 PH720 = "rl-diagnosis/prompt-harm-720"
 
 
@@ -1077,12 +1078,12 @@ SCALING_CLAIMS = [
     Claim("Its validation PR-AUC still rose from {:.3f} to {:.3f}",
           log(f"{SC}/rl-steps.points.jsonl", "pr_auc", step=0),
           log(f"{SC}/rl-steps.points.jsonl", "pr_auc", step=10)),
-    Claim("On 600 test tweets the final adapter scores PR-AUC {:.3f}",
+    Claim("On 1000 test tweets the final adapter scores PR-AUC {:.3f}",
           ev(f"{OFF}/sft-rl-long", "pr_auc")),
     # The remedy: RL only with the KL term (runs rl-kl0.5, rl-kl0.5-fmt; rows rl-kl, rl-kl-fmt).
     Claim("only from the base model no longer collapses and climbs from {:.3f} to {:.3f} validation PR-AUC in",
           log(f"{SC}/rl-kl0.5.points.jsonl", "pr_auc", step=0), log(f"{SC}/rl-kl0.5.points.jsonl", "pr_auc", step=60)),
-    Claim("on 600 test tweets it scores {:.3f}, {:+.3f} [{:+.3f}, {:+.3f}] over SFT only",
+    Claim("on 1000 test tweets it scores {:.3f}, {:+.3f} [{:+.3f}, {:+.3f}] over SFT only",
           ev(f"{OFF}/rl-kl", "pr_auc"), off_cmp("rl-kl", "sft", "pr_auc.diff"),
           off_cmp("rl-kl", "sft", "pr_auc.ci[0]"), off_cmp("rl-kl", "sft", "pr_auc.ci[1]")),
     Claim("Its fitted asymptote ({:.3f} [{:.3f}, {:.3f}]) is below SFT then RL's ({:.3f} [{:.3f}, {:.3f}])",
@@ -1108,7 +1109,7 @@ SCALING_CLAIMS = [
           js(f"{SC}/rl-kl0.5.fit.json", "a"), js(f"{SC}/rl-kl0.5.fit.json", "ci_a[0]"),
           js(f"{SC}/rl-kl0.5.fit.json", "ci_a[1]"), js(f"{SC}/sft-rl-steps.fit.json", "a"),
           js(f"{SC}/sft-rl-steps.fit.json", "ci_a[0]"), js(f"{SC}/sft-rl-steps.fit.json", "ci_a[1]")),
-    Claim("on 600 test tweets {:.3f} [{:.3f}, {:.3f}], {:+.3f} [{:+.3f}, {:+.3f}] over SFT only on the same 960 labels, "
+    Claim("on 1000 test tweets {:.3f} [{:.3f}, {:.3f}], {:+.3f} [{:+.3f}, {:+.3f}] over SFT only on the same 960 labels, "
           "{:+.3f} [{:+.3f}, {:+.3f}] over SFT continued, {:+.3f} [{:+.3f}, {:+.3f}] over the collapsed RL-only row, "
           "level with SFT then 40 RL steps ({:+.3f} [{:+.3f}, {:+.3f}]), below SFT on 3840 labels ({:+.3f} [{:+.3f}, "
           "{:+.3f}]) and TF-IDF ({:+.3f} [{:+.3f}, {:+.3f}]). Out of distribution (HateXplain) {:.3f}, {:+.3f} "
@@ -1153,6 +1154,16 @@ PAGES = {
               *[cmp("rl-vs-sft/prompt-harm/sft/scores.jsonl", "rl-vs-sft/prompt-harm/rl-kl-fmt/scores.jsonl", k,
                     committed="rl-vs-sft/prompt-harm/rl-kl-fmt/vs-sft.json")
                 for k in ("pr_auc.diff", "pr_auc.ci[0]", "pr_auc.ci[1]")]),
+        # Per-source PR-AUC on prompt-harm (no intervals; a bumped digit can collide with another
+        # recomputed PR-AUC, so each is tied to its row and source here).
+        Claim("On the held-out WildGuard prompts SFT then RL reaches {:.3f} PR-AUC (SFT {:.3f}, TF-IDF {:.3f}); "
+              "on GuardReasoner's own prompts {:.3f} (SFT {:.3f}, TF-IDF {:.3f})",
+              *[ev(f"{PH}/{r}", f"per_slice.source:{src}.pr_auc") for src in ("wildguard", "guardreasoner")
+                for r in ("sft-rl", "sft", "tfidf")]),
+        Claim("Per source: {:.3f} on GuardReasoner's own prompts (SFT {:.3f}), {:.3f} on the held-out WildGuard "
+              "prompts (SFT {:.3f})",
+              *[ev(f"{PH}/{r}", f"per_slice.source:{src}.pr_auc") for src in ("guardreasoner", "wildguard")
+                for r in ("rl-kl-fmt", "sft")]),
         Claim("no longer collapses and beats SFT only on the same 960 labels: {:.3f} against {:.3f}", ev(f"{OFF}/rl-kl", "pr_auc"),
               ev(f"{OFF}/sft", "pr_auc")),
         Claim("960 labels reach {:.3f} (+", ev(f"{OFF}/sft-rl-long", "pr_auc")),

@@ -98,6 +98,15 @@ for suf in "" -ood; do
   [ -d "$DEST$suf" ] || continue
   for v in "$DEST$suf"/*/vs-*.json; do
     row=$(basename "$(dirname "$v")") base=$(basename "$v" .json); base=${base#vs-}
+    # As rl_vs_sft.sh names them: in a row of another label count (ROW-nN), a base without a
+    # count is the same count's row (vs-sft.json of sft-rl-n240 is sft-n240); the study's first
+    # count, 960, has no suffix in row names (vs-sft-n960.json is sft).
+    n=$(echo "$row" | sed -n 's/.*-n\([0-9][0-9]*\)$/\1/p')
+    case $base in
+      *-n960) base=${base%-n960} ;;
+      *-n[0-9]*|zero-shot) ;;
+      *) [ -n "$n" ] && base=$base-n$n ;;
+    esac
     [ -f "$DEST$suf/$base/scores.jsonl" ] || { echo "rl_vs_sft_grow.sh: $v: no scores for $base" >&2; exit 2; }
     tmp=$(mktemp -d)
     $B eval --compare "$DEST$suf/$base" "$DEST$suf/$row" --out "$tmp" > /dev/null 2>&1
