@@ -356,15 +356,14 @@ pub fn reasoned_stem(answer: &str) -> String {
     let after = close.map_or(0, |i| i + verdict::REASONING_CLOSE.len());
     // The last `{` after the reasoning that opens an object with a "label" key.
     let verdict_start = lower[after..]
-        .match_indices('{')
+        .rmatch_indices('{')
         .map(|(i, _)| after + i)
-        .filter(|&i| {
+        .find(|&i| {
             lower[i + 1..]
                 .trim_start()
                 .strip_prefix("\"label\"")
                 .is_some()
-        })
-        .last();
+        });
     match (verdict_start, close) {
         (Some(i), _) => format!("{}{VERDICT_PREFIX}", &answer[..i]),
         (None, Some(_)) => format!("{}\n{VERDICT_PREFIX}", answer[..after].trim_end()),
