@@ -409,11 +409,11 @@ impl RunConfig {
         if overrides.is_empty() && overlays.is_empty() {
             return Self::from_toml(&text, path);
         }
-        let mut doc = toml_table(&text, path)?;
+        let mut doc: toml::Table = parse_toml(&text, path)?;
         for o in overlays {
             let t = std::fs::read_to_string(o)
                 .with_context(|| format!("{}: cannot read", o.display()))?;
-            merge_tables(&mut doc, toml_table(&t, o)?);
+            merge_tables(&mut doc, parse_toml(&t, o)?);
         }
         let described: Vec<String> = overlays
             .iter()
@@ -438,13 +438,7 @@ impl RunConfig {
     }
 
     pub fn from_toml(text: &str, path: &Path) -> Result<Self> {
-        let cfg: RunConfig = toml::from_str(text).map_err(|e| {
-            let line = e.span().map(|s| text[..s.start].matches('\n').count() + 1);
-            match line {
-                Some(l) => anyhow::anyhow!("{}:{l}: {}", path.display(), e.message()),
-                None => anyhow::anyhow!("{}: {}", path.display(), e.message()),
-            }
-        })?;
+        let cfg: RunConfig = parse_toml(text, path)?;
         cfg.validate()
             .with_context(|| format!("{}: invalid run config", path.display()))?;
         Ok(cfg)
@@ -527,8 +521,8 @@ impl RunConfig {
     }
 }
 
-/// A TOML document as a table; errors name the file and line.
-fn toml_table(text: &str, path: &Path) -> Result<toml::Table> {
+/// A TOML document (a run config, or any table); errors name the file and line.
+fn parse_toml<T: serde::de::DeserializeOwned>(text: &str, path: &Path) -> Result<T> {
     toml::from_str(text).map_err(|e| {
         let line = e.span().map(|s| text[..s.start].matches('\n').count() + 1);
         match line {

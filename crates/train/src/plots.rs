@@ -328,48 +328,53 @@ pub fn render_svg(panels: &[Panel], opts: &PlotOptions) -> String {
     if !cur.is_empty() {
         legend_rows.push(cur);
     }
-    // Height: title, legend rows, note, then the panels.
-    let head = MARGIN
-        + opts.title.as_ref().map_or(0.0, |_| 30.0)
-        + 20.0 * legend_rows.len() as f64
-        + note.as_ref().map_or(0.0, |_| 17.0)
-        + 8.0;
-    let height = head + rows as f64 * ph + MARGIN;
+    // Vertical layout, top down: title, legend rows, note, then the panels.
+    let mut y = MARGIN;
+    let title_y = opts.title.as_ref().map(|_| {
+        y += 30.0;
+        y - 12.0
+    });
+    let legend_ys: Vec<f64> = legend_rows
+        .iter()
+        .map(|_| {
+            y += 20.0;
+            y
+        })
+        .collect();
+    let note_y = note.as_ref().map(|_| {
+        y += 17.0;
+        y
+    });
+    y += 8.0;
+    let height = y + rows as f64 * ph + MARGIN;
     let mut svg = Svg::blank(
         width,
         height,
         opts.title.as_deref().unwrap_or("training metrics"),
     );
-
-    let mut y = MARGIN;
-    if let Some(title) = &opts.title {
-        y += 18.0;
+    if let (Some(title), Some(ty)) = (&opts.title, title_y) {
         svg.text(
             width / 2.0,
-            y,
+            ty,
             title,
             17.0,
             "middle",
             r#"font-weight="bold""#,
         );
-        y += 12.0;
     }
-    for row in &legend_rows {
-        y += 20.0;
+    for (row, &ly) in legend_rows.iter().zip(&legend_ys) {
         let row_w: f64 = row.iter().map(|(_, l)| entry_w(l)).sum();
         let mut x = (width - row_w) / 2.0;
         for &(i, label) in row {
             let color = PALETTE[i % PALETTE.len()];
-            svg.line((x, y - 4.0), (x + 24.0, y - 4.0), color, 3.0, None);
-            svg.text(x + 30.0, y, label, 12.0, "start", "");
+            svg.line((x, ly - 4.0), (x + 24.0, ly - 4.0), color, 3.0, None);
+            svg.text(x + 30.0, ly, label, 12.0, "start", "");
             x += entry_w(label);
         }
     }
-    if let Some(note) = &note {
-        y += 17.0;
-        svg.text(width / 2.0, y, note, 11.0, "middle", r##"fill="#666""##);
+    if let (Some(note), Some(ny)) = (&note, note_y) {
+        svg.text(width / 2.0, ny, note, 11.0, "middle", r##"fill="#666""##);
     }
-    y += 8.0;
     for (i, panel) in panels.iter().enumerate() {
         let (r, c) = (i / cols, i % cols);
         let x0 = MARGIN + c as f64 * pw;

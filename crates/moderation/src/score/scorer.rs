@@ -5,7 +5,7 @@ use anyhow::Result;
 use modrl_model::generate::PrefixCache;
 use modrl_model::{Model, Tokenizer};
 
-use super::{Budget, ItemScore, PolicyPrompts, PromptRenderer, ScoreConfig, ScoringMode};
+use super::{Budget, ItemScore, PolicyPrompts, ScoreConfig, ScoringMode};
 use crate::policy::Policy;
 use crate::prompt::Variant;
 
@@ -39,13 +39,9 @@ impl<'a> Scorer<'a> {
         };
         let prompts =
             PolicyPrompts::new(policy.clone(), tok, reasoning_variant, cfg.no_system_role)?;
-        let renderer = PromptRenderer {
-            tok,
-            policy,
-            variant: cfg.variant,
-            no_system_role: cfg.no_system_role,
-        };
-        let prefix = PrefixCache::new(model, &renderer.prefix_ids()?)?;
+        // `PolicyPrompts` holds the shared prefix of both the no-reasoning variant and the
+        // reasoning one, so `cfg.variant` is always there.
+        let prefix = prompts.prefix_cache(model, cfg.variant)?;
         Ok(Scorer {
             model,
             tok,
