@@ -5,7 +5,9 @@
 
 Every number comes from the files beside the page: metrics.json of each row (written by
 `modrl eval` from the row's scores.jsonl) and the paired comparisons vs-sft.json / vs-zero-shot.json
-(written by `modrl eval --compare`; vs-sft-nN.json: against SFT only at N labels). PR-AUC and ROC-AUC are recomputed here from scores.jsonl
+(written by `modrl eval --compare`; vs-sft-nN.json: against SFT only at N labels). "reasoning words":
+the mean words of reasoning of the scored answers ("-" for verdict-only scoring, which reads no
+reasoning). PR-AUC and ROC-AUC are recomputed here from scores.jsonl
 (average precision and the rank statistic, as scikit-learn computes them) and must agree with
 metrics.json. Prints Markdown. With --check PAGE.md, exits 1 when a table row printed here is
 not found verbatim in the page (the page and its data disagree).
@@ -18,7 +20,8 @@ import sys
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from results_lib import average_precision, roc_auc  # noqa: E402  (shared with check_results.py)
 
-ROW_ORDER = ["zero-shot", "tfidf", "sft", "sft-more", "rl", "rl-kl", "rl-kl-fmt", "sft-rl", "sft-rl-long", "sft-more-v1", "rl-v1", "sft-rl-v1"]
+ROW_ORDER = ["zero-shot", "tfidf", "sft", "sft-more", "rl", "rl-kl", "rl-kl-fmt", "sft-rl", "sft-rl-long",
+             "star-sft", "star-sft-vt", "star-sft-rl", "star-sft-rl-vt", "sft-more-v1", "rl-v1", "sft-rl-v1"]
 class DataError(Exception):
     """The committed files disagree with each other (metrics.json vs scores.jsonl, test ids)."""
 
@@ -33,6 +36,10 @@ ROW_NAMES = {
     "rl-kl-fmt": "RL only + KL (beta 0.5) + format term, 60 steps at lr 2e-4",
     "sft-rl": "SFT then RL (label-token)",
     "sft-rl-long": "SFT then RL, 120 steps at lr 1e-4 (scaling study)",
+    "star-sft": "self-generated-reasoning SFT, scored reasoned",
+    "star-sft-vt": "self-generated-reasoning SFT, scored verdict-token",
+    "star-sft-rl": "self-generated-reasoning SFT then reasoning RL, scored reasoned",
+    "star-sft-rl-vt": "self-generated-reasoning SFT then reasoning RL, scored verdict-token",
     "sft-more-v1": "first recipe: SFT then 30 more SFT steps",
     "rl-v1": "first recipe: RL only (sampled labels, lr 3e-5)",
     "sft-rl-v1": "first recipe: SFT then RL (sampled labels, lr 3e-5)",
@@ -72,7 +79,7 @@ def load_rows(task_dir):
         # sft-rl-n240); vs-sft-nN.json with SFT only at N labels (another count).
         suffix = name[len(name.split("-n")[0]):]
         paired = {}
-        for base in ("sft", "zero-shot", "sft-more", "tfidf", "sft-rl", "rl"):
+        for base in ("sft", "zero-shot", "sft-more", "tfidf", "sft-rl", "rl", "star-sft", "star-sft-vt"):
             p = os.path.join(d, f"vs-{base}.json")
             if os.path.isfile(p):
                 with open(p) as f:
@@ -103,8 +110,8 @@ def table_lines(task_dir):
     out = []
     out.append(f"Test items: {m0['n']} ({m0['n_pos']} violating, prevalence {fmt(m0['prevalence'])}).")
     out.append("")
-    out.append("| row | PR-AUC [95% CI] | ROC-AUC | recall @ precision 0.9 | recall @ FPR 1% | F1 @ val threshold | F1 flag-all | false-flag rate | ECE | format failures |")
-    out.append("|---|---|---|---|---|---|---|---|---|---|")
+    out.append("| row | PR-AUC [95% CI] | ROC-AUC | recall @ precision 0.9 | recall @ FPR 1% | F1 @ val threshold | F1 flag-all | false-flag rate | ECE | format failures | reasoning words |")
+    out.append("|---|---|---|---|---|---|---|---|---|---|---|")
     for r in rows:
         m = r["m"]
         base = r["name"].split("-n")[0]
@@ -113,7 +120,8 @@ def table_lines(task_dir):
         out.append(
             f"| {label} | {fmt(m['pr_auc'])} [{fmt(ci[0])}, {fmt(ci[1])}] | {fmt(m['roc_auc'])} | "
             f"{fmt(m.get('recall_at_precision_0.9'))} | {fmt(m.get('recall_at_fpr_0.01'))} | {fmt(m.get('f1'))} | "
-            f"{fmt(m.get('f1_flag_all'))} | {fmt(m.get('false_flag_rate'))} | {fmt(m.get('ece'))} | {fmt(m.get('format_failure_rate'))} |"
+            f"{fmt(m.get('f1_flag_all'))} | {fmt(m.get('false_flag_rate'))} | {fmt(m.get('ece'))} | {fmt(m.get('format_failure_rate'))} | "
+            f"{fmt(m.get('mean_reasoning_words'), 0)} |"
         )
     out.append("")
     sources = sorted({k for r in rows for k in r["m"].get("per_slice", {}) if k.startswith("source:")})

@@ -21,6 +21,55 @@ pub enum DataCmd {
     /// prompt, as `modrl train` and `modrl eval` render it): JSONL `{id, label, prompt,
     /// prompt_tokens}`. For inspection, and for running other tools on the same prompts.
     Prompts(PromptsArgs),
+    /// Self-generated reasoning for SFT (rejection sampling): sample K reasonings per record from
+    /// the model at temperature T, keep those after which the model's verdict (read as `--scoring
+    /// reasoned` reads it) matches the label, that are not degenerate (JSON inside, loops) and whose
+    /// quotes are all in the content, and write
+    /// the records with the kept answer as their `target` (what `modrl train` SFT then teaches
+    /// verbatim). Prints and writes (OUT.stats.json) the kept fraction and why samples failed.
+    SelfReason(SelfReasonArgs),
+}
+
+#[derive(Args)]
+pub struct SelfReasonArgs {
+    #[command(flatten)]
+    model: crate::ModelArgs,
+    #[arg(long)]
+    policy: PathBuf,
+    /// Canonical JSONL, CSV or Parquet.
+    #[arg(long = "in")]
+    input: PathBuf,
+    /// JSONL of the records that got a target (every field kept, `target` added).
+    #[arg(long)]
+    out: PathBuf,
+    /// Only records of this split.
+    #[arg(long, default_value = "train")]
+    split: String,
+    /// Only the records whose ids are listed in this file (one per line), e.g. a run's
+    /// train_ids.txt: the same labelled items as another run.
+    #[arg(long)]
+    ids: Option<PathBuf>,
+    /// At most this many records (the first in file order, after the filters).
+    #[arg(long)]
+    limit: Option<usize>,
+    /// Samples per record.
+    #[arg(long, default_value_t = 4)]
+    k: usize,
+    #[arg(long, default_value_t = 1.0)]
+    temperature: f64,
+    #[arg(long, default_value_t = 128)]
+    max_new_tokens: usize,
+    /// Fewest words of reasoning a kept sample has.
+    #[arg(long, default_value_t = 8)]
+    min_words: usize,
+    /// Most targets per record (the most confident correct samples).
+    #[arg(long, default_value_t = 1)]
+    keep_per_item: usize,
+    /// Most sequences decoded at once.
+    #[arg(long, default_value_t = 32)]
+    batch_rows: usize,
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
 }
 
 #[derive(Args)]
@@ -100,7 +149,121 @@ pub fn run(cmd: DataCmd) -> Result<()> {
             Ok(())
         }
         DataCmd::Prompts(a) => prompts(a),
+        DataCmd::SelfReason(a) => self_reason(a),
     }
+}
+
+fn self_reason(a: SelfReasonArgs) -> Result<()> {
+    use modrl_train::self_reason::{self_reason, SelfReasonOptions};
+    if a.k == 0 || a.keep_per_item == 0 || a.batch_rows == 0 {
+        anyhow::bail!("--k, --keep-per-item and --batch-rows must be at least 1");
+    }
+    if !(a.temperature > 0.0) {
+        anyhow::bail!(
+            "--temperature must be above 0 (rejection sampling needs samples that differ)"
+        );
+    }
+    let split = dataset::Split::parse(&a.split)
+        .with_context(|| format!("--split: expected train, val or test, got {:?}", a.split))?;
+    let keep: Option<std::collections::HashSet<String>> = match &a.ids {
+        Some(p) => Some(
+            std::fs::read_to_string(p)
+                .with_context(|| format!("cannot read {}", p.display()))?
+                .lines()
+                .map(str::trim)
+                .filter(|l| !l.is_empty())
+                .map(String::from)
+                .collect(),
+        ),
+        None => None,
+    };
+    let mut recs: Vec<Record> = read_records(&a.input, false)?
+        .into_iter()
+        .filter(|r| r.split == Some(split))
+        .filter(|r| keep.as_ref().is_none_or(|k| k.contains(&r.id)))
+        .collect();
+    if let Some(l) = a.limit {
+        recs.truncate(l);
+    }
+    if recs.is_empty() {
+        anyhow::bail!(
+            "{}: no {} records{}",
+            a.input.display(),
+            a.split,
+            a.ids
+                .as_ref()
+                .map(|p| format!(" with an id listed in {}", p.display()))
+                .unwrap_or_default()
+        );
+    }
+    let (model, tok) = crate::load_model(&a.model)?;
+    let policy = modrl_moderation::Policy::load(&a.policy)?;
+    let prompts = modrl_moderation::score::PolicyPrompts::new(
+        policy,
+        &tok,
+        modrl_moderation::prompt::Variant::Standard,
+        false,
+    )?;
+    let opts = SelfReasonOptions {
+        k: a.k,
+        temperature: a.temperature,
+        max_new_tokens: a.max_new_tokens,
+        min_words: a.min_words,
+        keep_per_item: a.keep_per_item,
+        max_rows: a.batch_rows,
+        seed: a.seed,
+    };
+    let bar = indicatif::ProgressBar::new(recs.len() as u64).with_style(
+        indicatif::ProgressStyle::with_template(
+            "self-reason {bar:30} {pos}/{len} items {elapsed}<{eta}",
+        )
+        .expect("valid template"),
+    );
+    let t0 = std::time::Instant::now();
+    let (kept, st) = self_reason(&model, &tok, &prompts, &recs, &opts, |n| {
+        bar.set_position(n as u64)
+    })?;
+    bar.finish_and_clear();
+    // Written whole at the end (a temporary file renamed): an interrupted run leaves no half file.
+    if let Some(d) = a.out.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(d).with_context(|| format!("cannot create {}", d.display()))?;
+    }
+    let tmp = a.out.with_extension("jsonl.tmp");
+    dataset::write_jsonl(&tmp, &kept)?;
+    std::fs::rename(&tmp, &a.out).with_context(|| format!("cannot write {}", a.out.display()))?;
+    let stats_path = a.out.with_extension("stats.json");
+    let mut stats = serde_json::to_value(&st)?;
+    stats["kept_fraction"] = serde_json::json!(st.kept_fraction());
+    stats["seconds"] = serde_json::json!(t0.elapsed().as_secs_f64());
+    stats["model"] = serde_json::json!(a.model.describe());
+    stats["k"] = serde_json::json!(a.k);
+    stats["temperature"] = serde_json::json!(a.temperature);
+    stats["max_new_tokens"] = serde_json::json!(a.max_new_tokens);
+    std::fs::write(&stats_path, serde_json::to_string_pretty(&stats)? + "\n")
+        .with_context(|| format!("cannot write {}", stats_path.display()))?;
+    eprintln!(
+        "{} items, {} samples: {} correct ({:.1} %; {} wrong verdict, {} too short, {} degenerate, \
+         {} ungrounded); \
+         {} targets written to {} ({} of {} non-violating and {} of {} violating items kept; \
+         {:.0} words of reasoning on average); counts in {}",
+        st.items,
+        st.samples,
+        st.correct,
+        100.0 * st.kept_fraction(),
+        st.wrong_verdict,
+        st.too_short,
+        st.degenerate,
+        st.ungrounded,
+        st.kept,
+        a.out.display(),
+        st.items_kept_by_label[0],
+        st.items_by_label[0],
+        st.items_kept_by_label[1],
+        st.items_by_label[1],
+        st.mean_words_kept,
+        stats_path.display()
+    );
+    Ok(())
 }
 
 fn prompts(a: PromptsArgs) -> Result<()> {

@@ -37,7 +37,8 @@ pub struct EvalArgs {
     /// Parquet with those columns (see --id-column, --text-column, --label-column).
     #[arg(long)]
     pub data: Option<PathBuf>,
-    /// verdict-token, greedy, or mc[:N[:T]] (Monte-Carlo, default N = 32, T = 1).
+    /// verdict-token, greedy, reasoned (P(violating) at the verdict after the greedy reasoning), or
+    /// mc[:N[:T]] (Monte-Carlo, default N = 32, T = 1).
     #[arg(long, default_value = "verdict-token")]
     pub scoring: String,
     /// Output folder (scores.jsonl, val_scores.jsonl, metrics.json, report.html, report.md).

@@ -3,7 +3,6 @@
 mod classify;
 mod data;
 mod eval;
-mod panics;
 mod plot;
 mod scaling;
 mod serve;
@@ -174,8 +173,8 @@ fn main() {
         .init();
     let cli = Cli::parse();
     // A panic (a libtorch error inside tensor code, or a bug) ends the command with one clear
-    // error line, not a backtrace (crates/cli/src/panics.rs).
-    let r = panics::run_guarded(|| match cli.cmd {
+    // error line, not a backtrace (the error policy: crates/model/src/guard.rs).
+    let r = modrl_model::guard::run_guarded(|| match cli.cmd {
         Cmd::Generate(a) => cmd_generate(a),
         Cmd::Data(c) => data::run(c),
         Cmd::Eval(a) => eval::run(*a),
@@ -192,8 +191,12 @@ fn main() {
             std::process::exit(1);
         }
         Err(msg) => {
-            eprintln!("error: {msg}");
-            std::process::exit(panics::PANIC_EXIT);
+            eprintln!(
+                "error: {msg}. Files already written are kept (train --resume and classify \
+                 continue where they stopped); set RUST_BACKTRACE=1 for a backtrace"
+            );
+            // Rust's own status for an uncaught panic: a failure, distinguishable from exit 1.
+            std::process::exit(101);
         }
     }
 }

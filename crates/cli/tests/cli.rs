@@ -123,6 +123,26 @@ fn davidson_csv(n: usize) -> String {
     out
 }
 
+/// `modrl data import` of a Davidson-style CSV of `n` rows written in `t`: the canonical JSONL.
+fn import_davidson(t: &Path, n: usize) -> PathBuf {
+    let csv = t.join("labeled_data.csv");
+    std::fs::write(&csv, davidson_csv(n)).unwrap();
+    let data = t.join("data.jsonl");
+    ok(&[
+        "data",
+        "import",
+        "--source",
+        "davidson",
+        "--task",
+        "offensive",
+        "--in",
+        s(&csv),
+        "--out",
+        s(&data),
+    ]);
+    data
+}
+
 fn train_config(dir: &Path, model: &Path, data: &Path) -> PathBuf {
     let cfg = format!(
         r#"stages = ["sft"]
@@ -188,21 +208,7 @@ fn import_eval_train_resume_classify_and_serve_end_to_end() {
     let model = tiny_model();
 
     // data import + stats.
-    let csv = t.join("labeled_data.csv");
-    std::fs::write(&csv, davidson_csv(60)).unwrap();
-    let data = t.join("data.jsonl");
-    ok(&[
-        "data",
-        "import",
-        "--source",
-        "davidson",
-        "--task",
-        "offensive",
-        "--in",
-        s(&csv),
-        "--out",
-        s(&data),
-    ]);
+    let data = import_davidson(t, 60);
     let rows = jsonl(&data);
     assert_eq!(rows.len(), 60);
     for split in ["train", "val", "test"] {
@@ -448,4 +454,76 @@ fn bad_input_exits_1_naming_the_file_line_and_field() {
     );
     // Nothing was written for the failed classify runs.
     assert!(!t.join("o.jsonl").exists() && !t.join("o2.jsonl").exists());
+}
+
+#[test]
+fn self_reason_samples_judges_and_accounts_for_every_sample() {
+    let tmp = tempfile::tempdir().unwrap();
+    let t = tmp.path();
+    let data = import_davidson(t, 40);
+    let train: Vec<String> = jsonl(&data)
+        .iter()
+        .filter(|r| r["split"] == "train")
+        .map(|r| r["id"].as_str().unwrap().to_string())
+        .take(5)
+        .collect();
+    let ids = t.join("ids.txt");
+    std::fs::write(&ids, train.join("\n")).unwrap();
+    let out = t.join("star/kept.jsonl");
+    let model = tiny_model();
+    let pol = policy();
+    let base = [
+        "data",
+        "self-reason",
+        "--model",
+        s(model),
+        "--policy",
+        s(&pol),
+        "--in",
+        s(&data),
+        "--ids",
+        s(&ids),
+        "--k",
+        "3",
+        "--max-new-tokens",
+        "12",
+        "--min-words",
+        "2",
+    ];
+    let mut args = base.to_vec();
+    args.extend(["--out", s(&out)]);
+    ok(&args);
+    let st: Value =
+        serde_json::from_str(&std::fs::read_to_string(t.join("star/kept.stats.json")).unwrap())
+            .unwrap();
+    let n = |k: &str| st[k].as_u64().unwrap_or_else(|| panic!("no {k} in {st}"));
+    assert_eq!(n("items"), 5);
+    assert_eq!(n("samples"), 15);
+    // Every sample is either rejected for one reason or correct; at most one target per item.
+    assert_eq!(
+        n("too_short") + n("degenerate") + n("wrong_verdict") + n("ungrounded") + n("correct"),
+        15,
+        "{st}"
+    );
+    let kept = jsonl(&out);
+    assert_eq!(kept.len() as u64, n("kept"));
+    assert!(n("kept") <= n("correct").min(5));
+    for r in &kept {
+        assert!(train.contains(&r["id"].as_str().unwrap().to_string()));
+        assert!(r["target"].as_str().unwrap().contains("\"label\""), "{r}");
+    }
+    // Bad input: ids that match nothing, a temperature that samples nothing new.
+    let none = t.join("none.txt");
+    std::fs::write(&none, "no-such-id\n").unwrap();
+    let mut args = base.to_vec();
+    args.extend(["--out", s(&out)]);
+    let i = args.iter().position(|a| *a == s(&ids)).unwrap();
+    args[i] = s(&none);
+    fails_with(
+        &args,
+        &["no train records with an id listed in", "none.txt"],
+    );
+    let mut args = base.to_vec();
+    args.extend(["--out", s(&out), "--temperature", "0"]);
+    fails_with(&args, &["--temperature must be above 0"]);
 }

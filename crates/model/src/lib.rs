@@ -1,10 +1,12 @@
 //! modrl's model layer: Llama-family transformers (Llama / SmolLM2, Qwen2 / Qwen2.5, Qwen3) on
 //! libtorch through `tch`, loaded from HF model directories, with tokenizer and chat template,
-//! batched KV-cache generation, per-token log-probs for training, LoRA in PEFT's format, AdamW.
+//! batched KV-cache generation, per-token log-probs for training, LoRA in PEFT's format, AdamW, and
+//! the error policy for libtorch's panics ([`guard`]).
 
 pub mod config;
 pub mod device;
 pub mod generate;
+pub mod guard;
 pub mod llama;
 pub mod lora;
 pub mod tokenizer;

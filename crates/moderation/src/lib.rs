@@ -8,6 +8,8 @@
 //!   the raw public datasets, deterministic stratified splits and dataset statistics;
 //! * [`parquet_io`] — Parquet in and out with bounded memory (columns streamed a batch at a time);
 //! * [`verdict`] — the model output contract and a tolerant, never-panicking parser for it;
+//! * [`targets`] — SFT targets: the contract filled for a labelled record, worded from the policy
+//!   (or the record's own `target`, e.g. a self-generated reasoning);
 //! * [`prompt`] — chat messages for a policy and a piece of content, with a byte-identical shared
 //!   prefix;
 //! * [`metrics`] — ranking, threshold and calibration metrics that match scikit-learn, plus seeded
@@ -31,6 +33,7 @@ pub mod policy;
 pub mod prompt;
 pub mod report;
 pub mod score;
+pub mod targets;
 pub mod verdict;
 
 pub use dataset::{Record, Split};

@@ -7,10 +7,10 @@
 //! with the message the CLI prints after `error: `; a panic inside libtorch becomes the same
 //! exception, never an abort.
 
-use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::PathBuf;
 use std::sync::Mutex;
 
+use modrl_model::guard::guarded;
 use modrl_model::{load, parse_device, parse_kind, Model, Tokenizer};
 use modrl_moderation::prompt::Variant;
 use modrl_moderation::score::ScoringMode;
@@ -30,22 +30,6 @@ create_exception!(
 
 fn to_py(e: anyhow::Error) -> PyErr {
     ModrlError::new_err(format!("{e:#}"))
-}
-
-/// Run `f`, turning a panic into an error with its message.
-fn guarded<T>(f: impl FnOnce() -> anyhow::Result<T>) -> anyhow::Result<T> {
-    match catch_unwind(AssertUnwindSafe(f)) {
-        Ok(r) => r,
-        Err(p) => {
-            let msg = p
-                .downcast_ref::<String>()
-                .cloned()
-                .or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string()))
-                .unwrap_or_else(|| "unknown panic".into());
-            let first = msg.lines().next().unwrap_or("").to_string();
-            Err(anyhow::anyhow!("internal error: {first}"))
-        }
-    }
 }
 
 struct Loaded {

@@ -22,7 +22,6 @@
 //! depend on the adapter.
 
 use std::collections::HashMap;
-use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
 use std::sync::mpsc::{Receiver, RecvTimeoutError};
@@ -163,16 +162,6 @@ pub fn load_adapter_store(model: &mut Model, dir: &Path) -> Result<Vec<Option<Lo
     Ok(store)
 }
 
-fn panic_message(p: Box<dyn std::any::Any + Send>) -> String {
-    if let Some(s) = p.downcast_ref::<&str>() {
-        s.to_string()
-    } else if let Some(s) = p.downcast_ref::<String>() {
-        s.clone()
-    } else {
-        "panic in the model thread".to_string()
-    }
-}
-
 type PrefixKey = (String, usize, Variant);
 
 /// The engine state that lives on the model thread.
@@ -269,14 +258,19 @@ impl Engine {
         if let Some(s) = store.as_deref_mut() {
             swap_loras(model, s);
         }
-        let r = catch_unwind(AssertUnwindSafe(|| f(model, prefixes)));
+        // A libtorch error (or a bug) in this batch fails this batch, not the server (the error
+        // policy: modrl_model::guard).
+        let r = modrl_model::guard::run_guarded(|| f(model, prefixes));
         if let Some(s) = store {
             swap_loras(model, s);
         }
         match r {
             Ok(Ok(x)) => Ok(x),
             Ok(Err(e)) => Err(EngineError::Internal(format!("{e:#}"))),
-            Err(p) => Err(EngineError::Internal(panic_message(p))),
+            Err(msg) => {
+                tracing::error!("model thread: {msg}");
+                Err(EngineError::Internal(msg))
+            }
         }
     }
 

@@ -16,7 +16,7 @@ use serde_json::{json, Map, Value};
 use crate::advantage::{advantages, frac_zero_std, zero_std_groups};
 use crate::checkpoint::TrainState;
 use crate::config::LabelEstimator;
-use crate::logging::LengthMonitor;
+use crate::length_monitor::LengthMonitor;
 use crate::loss::{policy_loss_accumulated, Accumulation};
 use crate::rewards::{self, Reward, RewardInput};
 use crate::trainer::{balanced_at, f, record_at, Ctx};

@@ -184,14 +184,9 @@ impl Reward for RubricRules {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::path::Path;
 
     fn policy() -> Policy {
-        Policy::load(
-            Path::new(env!("CARGO_MANIFEST_DIR"))
-                .join("../../configs/policies/offensive-compact.toml"),
-        )
-        .unwrap()
+        crate::test_util::policy("offensive-compact")
     }
 
     fn input<'a>(p: &'a Policy, content: &'a str, completion: &'a str) -> RewardInput<'a> {

@@ -18,16 +18,17 @@ use modrl_moderation::score::{PromptRenderer, ScoreConfig, Scorer, ScoringMode};
 use modrl_moderation::{Policy, Record};
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
-use rand::SeedableRng;
+use rand::{Rng, SeedableRng};
 use serde_json::{json, Map, Value};
 
 use crate::checkpoint::{self, TrainState};
 use crate::config::{RlAction, RunConfig, Stage};
-use crate::logging::{LengthMonitor, RunLogger};
+use crate::length_monitor::LengthMonitor;
+use crate::logging::RunLogger;
 use crate::openai::OpenAiClient;
 use crate::rewards;
 
-pub use crate::sft_targets::{sft_target, sft_target_verdict_only};
+pub use modrl_moderation::targets::{sft_target, sft_target_verdict_only};
 
 /// Command-line overrides of a run.
 #[derive(Debug, Clone, Default)]
@@ -613,34 +614,21 @@ fn sft_step(
     for _ in 0..cfg.sft.batch_size {
         let i = record_at(ctx.train.len(), cfg.run.seed, state.cursor);
         let short = verdict_only.is_some()
-            && crate::sft_targets::verdict_only_at(
-                cfg.run.seed,
-                state.cursor,
-                cfg.sft.verdict_only_fraction,
-            );
+            && verdict_only_at(cfg.run.seed, state.cursor, cfg.sft.verdict_only_fraction);
         state.cursor += 1;
         let (f, text) = match verdict_only {
             Some((_, ids)) if short => {
                 prompts[1].push(ids[i].clone());
-                (
-                    1,
-                    crate::sft_targets::sft_target_verdict_only(&ctx.train[i], &ctx.policy),
-                )
+                (1, sft_target_verdict_only(&ctx.train[i], &ctx.policy))
             }
             // The no-reasoning variant: its prompts end with the verdict prefix already.
             _ if !ctx.variant.has_reasoning() => {
                 prompts[0].push(prompt_ids[i].clone());
-                (
-                    0,
-                    crate::sft_targets::sft_target_verdict_only(&ctx.train[i], &ctx.policy),
-                )
+                (0, sft_target_verdict_only(&ctx.train[i], &ctx.policy))
             }
             _ => {
                 prompts[0].push(prompt_ids[i].clone());
-                (
-                    0,
-                    crate::sft_targets::sft_target(&ctx.train[i], &ctx.policy),
-                )
+                (0, sft_target(&ctx.train[i], &ctx.policy))
             }
         };
         let mut t = ctx.tok.encode(&text)?;
@@ -743,9 +731,31 @@ fn evaluate_on_val(ctx: &mut Ctx, n: usize, report: Option<&Path>) -> Result<Eva
     Ok(m)
 }
 
+/// Whether SFT example number `cursor` is trained in the verdict-only format: a fixed function of
+/// seed and position, so a resumed run makes the same choices.
+fn verdict_only_at(seed: u64, cursor: usize, fraction: f64) -> bool {
+    if fraction <= 0.0 {
+        return false;
+    }
+    let u = StdRng::seed_from_u64(seed ^ (cursor as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15))
+        .random::<f64>();
+    u < fraction
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn verdict_only_choice_is_deterministic_and_near_the_fraction() {
+        assert!(!(0..1000).any(|c| verdict_only_at(7, c, 0.0)));
+        assert!((0..1000).all(|c| verdict_only_at(7, c, 1.0)));
+        let a: Vec<bool> = (0..2000).map(|c| verdict_only_at(7, c, 0.3)).collect();
+        let b: Vec<bool> = (0..2000).map(|c| verdict_only_at(7, c, 0.3)).collect();
+        assert_eq!(a, b);
+        let share = a.iter().filter(|&&x| x).count() as f64 / 2000.0;
+        assert!((share - 0.3).abs() < 0.04, "{share}");
+    }
 
     #[test]
     fn balanced_draws_take_half_of_each_class_and_cover_each_class_every_epoch() {

@@ -259,16 +259,16 @@ fn record_from_value(file: &Path, line: usize, value: &Value) -> Result<Record, 
             }
         }
     }
-    let rationale = match field("rationale") {
-        None => None,
-        Some(Value::String(s)) => Some(s.clone()),
-        Some(v) => {
-            return Err(err(
-                Some("rationale"),
-                format!("expected a string, got {}", json_repr(v)),
-            ))
-        }
+    let optional_string = |name: &'static str| match field(name) {
+        None => Ok(None),
+        Some(Value::String(s)) => Ok(Some(s.clone())),
+        Some(v) => Err(err(
+            Some(name),
+            format!("expected a string, got {}", json_repr(v)),
+        )),
     };
+    let rationale = optional_string("rationale")?;
+    let target = optional_string("target")?;
     let slices = string_list("slices")?;
     let split = match field("split") {
         None => None,
@@ -312,6 +312,7 @@ fn record_from_value(file: &Path, line: usize, value: &Value) -> Result<Record, 
         slices,
         split,
         soft_label,
+        target,
     })
 }
 

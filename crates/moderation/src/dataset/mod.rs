@@ -121,6 +121,11 @@ pub struct Record {
     /// source has one. Not part of the required schema; kept so soft scores are not lost.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub soft_label: Option<f64>,
+    /// A complete answer to teach for this record (reasoning and verdict line), e.g. the model's
+    /// own reasoning kept by rejection sampling (`modrl data self-reason`). SFT with reasoning
+    /// trains on it verbatim instead of a templated target; verdict-only SFT ignores it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target: Option<String>,
 }
 
 impl Record {
@@ -135,6 +140,7 @@ impl Record {
             slices: Vec::new(),
             split: None,
             soft_label: None,
+            target: None,
         }
     }
 }

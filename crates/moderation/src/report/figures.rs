@@ -72,6 +72,31 @@ pub(crate) fn op_point_key<'a>(series: &[Series<'a>], any: bool) -> Option<(Key<
     }
 }
 
+/// One model's curve: its path `d`, a legend line with the model's label and `auc`, and its
+/// operating point (x, y), when it has one, as a dot; returns whether a dot was drawn.
+fn draw_curve<'a>(
+    s: &mut Svg,
+    f: &Frame,
+    se: &Series<'a>,
+    d: &str,
+    auc: String,
+    point: Option<(f64, f64)>,
+    legend: &mut Vec<(Key<'a>, String)>,
+) -> bool {
+    s.path(d, se.color, 2.2, "none", "");
+    legend.push((
+        Key::Line {
+            color: se.color,
+            dash: None,
+        },
+        format!("{} ({auc})", se.label),
+    ));
+    if let Some((x, y)) = point {
+        s.dot(f.x(x), f.y(y), 5.0, se.color);
+    }
+    point.is_some()
+}
+
 pub(crate) fn pr_svg(series: &[Series<'_>], title: &str, standalone: bool) -> String {
     let f = unit_frame();
     let mut s = Svg::new(PLOT_W, PLOT_H, title);
@@ -90,20 +115,20 @@ pub(crate) fn pr_svg(series: &[Series<'_>], title: &str, standalone: bool) -> St
         if m.curves.pr.is_empty() {
             continue;
         }
-        s.path(&pr_path(&f, &m.curves.pr), se.color, 2.2, "none", "");
-        legend.push((
-            Key::Line {
-                color: se.color,
-                dash: None,
-            },
-            format!("{} (PR-AUC {})", se.label, f4(m.pr_auc)),
-        ));
-        if let (Some(r), Some(p)) = (m.recall, m.precision) {
-            if m.confusion.is_some_and(|c| c.tp + c.fp > 0) {
-                s.dot(f.x(r), f.y(p), 5.0, se.color);
-                any_point = true;
-            }
-        }
+        let point = match (m.recall, m.precision) {
+            (Some(r), Some(p)) if m.confusion.is_some_and(|c| c.tp + c.fp > 0) => Some((r, p)),
+            _ => None,
+        };
+        let d = pr_path(&f, &m.curves.pr);
+        any_point |= draw_curve(
+            &mut s,
+            &f,
+            se,
+            &d,
+            format!("PR-AUC {}", f4(m.pr_auc)),
+            point,
+            &mut legend,
+        );
         if let Some(p) = m.prevalence {
             baselines.push((p, se));
         }
@@ -168,18 +193,17 @@ pub(crate) fn roc_svg(series: &[Series<'_>], title: &str, standalone: bool) -> S
         if m.curves.roc.is_empty() {
             continue;
         }
-        s.path(&poly_path(&f, &m.curves.roc), se.color, 2.2, "none", "");
-        legend.push((
-            Key::Line {
-                color: se.color,
-                dash: None,
-            },
-            format!("{} (ROC-AUC {})", se.label, f4(m.roc_auc)),
-        ));
-        if let (Some(r), Some(fpr)) = (m.recall, fpr_of(m)) {
-            s.dot(f.x(fpr), f.y(r), 5.0, se.color);
-            any_point = true;
-        }
+        let point = m.recall.zip(fpr_of(m)).map(|(r, fpr)| (fpr, r));
+        let d = poly_path(&f, &m.curves.roc);
+        any_point |= draw_curve(
+            &mut s,
+            &f,
+            se,
+            &d,
+            format!("ROC-AUC {}", f4(m.roc_auc)),
+            point,
+            &mut legend,
+        );
     }
     if legend.is_empty() {
         s.note(&f, "undefined: needs both classes");

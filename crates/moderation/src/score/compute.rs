@@ -168,6 +168,26 @@ impl PolicyPrompts {
         temperature: f64,
         budget: Budget,
     ) -> Result<Vec<ItemScore>> {
+        Ok(self
+            .sample_texts(model, tok, prefix, prompts, n, temperature, budget)?
+            .iter()
+            .map(|texts| self.aggregate(texts))
+            .collect())
+    }
+
+    /// The decoded outputs of `n` samples per prompt at `temperature` (greedy at 0), at most
+    /// `max_rows` sequences decoded at once: `n` texts per prompt, in prompt order.
+    #[allow(clippy::too_many_arguments)]
+    pub fn sample_texts(
+        &self,
+        model: &Model,
+        tok: &Tokenizer,
+        prefix: Option<&PrefixCache>,
+        prompts: &[Vec<u32>],
+        n: usize,
+        temperature: f64,
+        budget: Budget,
+    ) -> Result<Vec<Vec<String>>> {
         let params = SamplingParams {
             max_new_tokens: budget.max_new_tokens,
             temperature,
@@ -179,11 +199,11 @@ impl PolicyPrompts {
         for chunk in prompts.chunks((budget.max_rows / n).max(1)) {
             let outs = generate_with_prefix(model, prefix, chunk, n, &params, Some(tok))?;
             for item in outs.chunks(n) {
-                let texts: Vec<String> = item
-                    .iter()
-                    .map(|o| tok.decode(&o.token_ids, true))
-                    .collect::<Result<_>>()?;
-                res.push(self.aggregate(&texts));
+                res.push(
+                    item.iter()
+                        .map(|o| tok.decode(&o.token_ids, true))
+                        .collect::<Result<_>>()?,
+                );
             }
         }
         Ok(res)
@@ -261,17 +281,19 @@ impl PolicyPrompts {
         budget: Budget,
     ) -> Result<Vec<ItemScore>> {
         let greedy = self.sampled(model, tok, prefix, prompts, 1, 0.0, budget)?;
-        let mut continued = Vec::with_capacity(contents.len());
-        for (t, g) in contents.iter().zip(&greedy) {
-            let answer = g.output.as_deref().unwrap_or("");
-            let prompt = format!(
-                "{}{}",
-                self.prompt_text(tok, t, variant)?,
-                reasoned_stem(answer)
-            );
-            continued.push(tok.encode(&prompt)?);
-        }
-        let at_label = self.verdict_token(model, prefix, &continued, budget.max_rows, false)?;
+        let answers: Vec<&str> = greedy
+            .iter()
+            .map(|g| g.output.as_deref().unwrap_or(""))
+            .collect();
+        let at_label = self.verdict_after(
+            model,
+            tok,
+            prefix,
+            contents,
+            &answers,
+            variant,
+            budget.max_rows,
+        )?;
         Ok(greedy
             .into_iter()
             .zip(at_label)
@@ -285,6 +307,32 @@ impl PolicyPrompts {
                 ..g
             })
             .collect())
+    }
+
+    /// Verdict-token scores read after given answers: for each content, the prompt of `variant`,
+    /// the answer's reasoning ([`reasoned_stem`]: its own verdict cut off, the verdict opening
+    /// appended), and P(violating) at the label position. What the model concludes from that
+    /// reasoning, whether or not the answer wrote a verdict itself.
+    #[allow(clippy::too_many_arguments)]
+    pub fn verdict_after(
+        &self,
+        model: &Model,
+        tok: &Tokenizer,
+        prefix: Option<&PrefixCache>,
+        contents: &[&str],
+        answers: &[&str],
+        variant: crate::prompt::Variant,
+        max_rows: usize,
+    ) -> Result<Vec<ItemScore>> {
+        let continued = contents
+            .iter()
+            .zip(answers)
+            .map(|(t, a)| {
+                let prompt = format!("{}{}", self.prompt_text(tok, t, variant)?, reasoned_stem(a));
+                tok.encode(&prompt)
+            })
+            .collect::<Result<Vec<_>>>()?;
+        self.verdict_token(model, prefix, &continued, max_rows, false)
     }
 
     /// Score prompts with any mode (verdict-token with category scores); `contents` are the texts

@@ -8,21 +8,48 @@ pub(crate) struct Sampling {
     pub(crate) n: usize,
 }
 
-#[allow(clippy::too_many_arguments)]
+/// The sampling fields of both completion routes (OpenAI / vLLM names), flattened into each request.
+#[derive(Deserialize)]
+pub struct SamplingFields {
+    #[serde(default)]
+    pub(crate) temperature: Option<f64>,
+    #[serde(default)]
+    pub(crate) top_p: Option<f64>,
+    #[serde(default)]
+    pub(crate) top_k: Option<i64>,
+    #[serde(default)]
+    pub(crate) n: Option<usize>,
+    #[serde(default)]
+    pub(crate) seed: Option<i64>,
+    #[serde(default)]
+    pub(crate) stop: Option<Value>,
+    #[serde(default)]
+    pub(crate) stop_token_ids: Option<Vec<u32>>,
+    #[serde(default)]
+    pub(crate) logprobs: Option<Value>,
+    #[serde(default)]
+    pub(crate) return_tokens_as_token_ids: bool,
+    #[serde(default)]
+    pub(crate) stream: bool,
+}
+
+/// The checked sampling settings of a request.
 pub(crate) fn sampling(
     s: &AppState,
     max_tokens: Option<usize>,
     default_max: usize,
-    temperature: Option<f64>,
-    top_p: Option<f64>,
-    top_k: Option<i64>,
-    n: Option<usize>,
-    seed: Option<i64>,
-    stop: Option<&Value>,
-    stop_token_ids: Option<&[u32]>,
+    f: &SamplingFields,
 ) -> Result<Sampling, ApiError> {
     let max_new_tokens = check_max_tokens(s, max_tokens, default_max)?;
-    let temperature = temperature.unwrap_or(1.0);
+    let (top_p, top_k, n, seed, stop, stop_token_ids) = (
+        f.top_p,
+        f.top_k,
+        f.n,
+        f.seed,
+        f.stop.as_ref(),
+        f.stop_token_ids.as_deref(),
+    );
+    let temperature = f.temperature.unwrap_or(1.0);
     if !(temperature.is_finite() && (0.0..=100.0).contains(&temperature)) {
         return Err(ApiError::invalid(
             "temperature",
@@ -225,29 +252,11 @@ pub struct CompletionRequest {
     #[serde(default)]
     pub(crate) max_tokens: Option<usize>,
     #[serde(default)]
-    pub(crate) temperature: Option<f64>,
-    #[serde(default)]
-    pub(crate) top_p: Option<f64>,
-    #[serde(default)]
-    pub(crate) top_k: Option<i64>,
-    #[serde(default)]
-    pub(crate) n: Option<usize>,
-    #[serde(default)]
-    pub(crate) seed: Option<i64>,
-    #[serde(default)]
-    pub(crate) stop: Option<Value>,
-    #[serde(default)]
-    pub(crate) stop_token_ids: Option<Vec<u32>>,
-    #[serde(default)]
-    pub(crate) logprobs: Option<Value>,
-    #[serde(default)]
-    pub(crate) return_tokens_as_token_ids: bool,
-    #[serde(default)]
     pub(crate) echo: bool,
     #[serde(default)]
-    pub(crate) stream: bool,
-    #[serde(default)]
     pub(crate) best_of: Option<usize>,
+    #[serde(flatten)]
+    pub(crate) sampling: SamplingFields,
 }
 
 /// A completions `prompt`: a string, a list of strings, a list of token ids or a list of lists.
@@ -306,21 +315,10 @@ pub async fn completions(
     body: Result<Bytes, BytesRejection>,
 ) -> ApiResult {
     let req: CompletionRequest = parse_json(body)?;
-    reject_unsupported(req.stream, req.echo)?;
+    reject_unsupported(req.sampling.stream, req.echo)?;
     let model = s.resolve_model(req.model.as_deref())?;
-    let want_lp = logprobs_wanted(&req.logprobs, "logprobs")?;
-    let sm = sampling(
-        &s,
-        req.max_tokens,
-        16,
-        req.temperature,
-        req.top_p,
-        req.top_k,
-        req.n,
-        req.seed,
-        req.stop.as_ref(),
-        req.stop_token_ids.as_deref(),
-    )?;
+    let want_lp = logprobs_wanted(&req.sampling.logprobs, "logprobs")?;
+    let sm = sampling(&s, req.max_tokens, 16, &req.sampling)?;
     if req.best_of.is_some_and(|b| b != sm.n) {
         return Err(ApiError::invalid(
             "best_of",
@@ -334,7 +332,7 @@ pub async fn completions(
     for (i, c) in outs.iter().enumerate() {
         let logprobs = if want_lp {
             json!({
-                "tokens": token_strings(&s, &c.token_ids, req.return_tokens_as_token_ids)?,
+                "tokens": token_strings(&s, &c.token_ids, req.sampling.return_tokens_as_token_ids)?,
                 "token_logprobs": c.logprobs,
                 "top_logprobs": null,
                 "text_offset": null,
@@ -377,26 +375,8 @@ pub struct ChatRequest {
     pub(crate) max_tokens: Option<usize>,
     #[serde(default)]
     pub(crate) max_completion_tokens: Option<usize>,
-    #[serde(default)]
-    pub(crate) temperature: Option<f64>,
-    #[serde(default)]
-    pub(crate) top_p: Option<f64>,
-    #[serde(default)]
-    pub(crate) top_k: Option<i64>,
-    #[serde(default)]
-    pub(crate) n: Option<usize>,
-    #[serde(default)]
-    pub(crate) seed: Option<i64>,
-    #[serde(default)]
-    pub(crate) stop: Option<Value>,
-    #[serde(default)]
-    pub(crate) stop_token_ids: Option<Vec<u32>>,
-    #[serde(default)]
-    pub(crate) logprobs: Option<Value>,
-    #[serde(default)]
-    pub(crate) return_tokens_as_token_ids: bool,
-    #[serde(default)]
-    pub(crate) stream: bool,
+    #[serde(flatten)]
+    pub(crate) sampling: SamplingFields,
 }
 
 pub(crate) fn message_text(v: &Value) -> Result<String, ApiError> {
@@ -434,7 +414,7 @@ pub async fn chat_completions(
     body: Result<Bytes, BytesRejection>,
 ) -> ApiResult {
     let req: ChatRequest = parse_json(body)?;
-    reject_unsupported(req.stream, false)?;
+    reject_unsupported(req.sampling.stream, false)?;
     let model = s.resolve_model(req.model.as_deref())?;
     if req.messages.is_empty() {
         return Err(ApiError::invalid(
@@ -442,7 +422,7 @@ pub async fn chat_completions(
             "`messages` must not be empty",
         ));
     }
-    let want_lp = match &req.logprobs {
+    let want_lp = match &req.sampling.logprobs {
         None | Some(Value::Null) | Some(Value::Bool(false)) => false,
         Some(Value::Bool(true)) => true,
         _ => {
@@ -456,13 +436,7 @@ pub async fn chat_completions(
         &s,
         req.max_completion_tokens.or(req.max_tokens),
         512,
-        req.temperature,
-        req.top_p,
-        req.top_k,
-        req.n,
-        req.seed,
-        req.stop.as_ref(),
-        req.stop_token_ids.as_deref(),
+        &req.sampling,
     )?;
     let msgs: Vec<Message> = req
         .messages
@@ -485,7 +459,7 @@ pub async fn chat_completions(
     let mut choices = Vec::with_capacity(outs.len());
     for (i, c) in outs.iter().enumerate() {
         let logprobs = if want_lp {
-            let toks = token_strings(&s, &c.token_ids, req.return_tokens_as_token_ids)?;
+            let toks = token_strings(&s, &c.token_ids, req.sampling.return_tokens_as_token_ids)?;
             json!({"content": toks.iter().zip(&c.logprobs).map(|(t, lp)| json!({
                 "token": t,
                 "logprob": lp,

@@ -31,6 +31,46 @@ pub(crate) fn check_id(id: &str, id_col: &str) -> Option<String> {
 }
 
 /// Read the rows of a JSONL or CSV file; bad rows come back as rejects. Only a file that cannot
+/// Keep a row read from the file, or reject it for a bad id or an empty text.
+fn push_row(
+    rows: &mut Vec<InputRow>,
+    rejects: &mut Vec<Reject>,
+    row: InputRow,
+    raw: String,
+    id_col: &str,
+    text_col: &str,
+) {
+    let error = check_id(&row.id, id_col).or_else(|| {
+        row.text
+            .trim()
+            .is_empty()
+            .then(|| format!("`{text_col}` is empty"))
+    });
+    match error {
+        Some(error) => rejects.push(Reject {
+            line: row.line,
+            error,
+            raw,
+        }),
+        None => rows.push(row),
+    }
+}
+
+/// A JSONL row's field `col`: a string (with `integer_ok`, an integer is taken as its digits).
+fn json_field(
+    obj: &serde_json::Map<String, Value>,
+    col: &str,
+    integer_ok: bool,
+) -> Result<String, String> {
+    match obj.get(col) {
+        Some(Value::String(s)) => Ok(s.clone()),
+        Some(Value::Number(n)) if integer_ok && (n.is_i64() || n.is_u64()) => Ok(n.to_string()),
+        Some(_) if integer_ok => Err(format!("`{col}` must be a string or an integer")),
+        Some(_) => Err(format!("`{col}` must be a string")),
+        None => Err(format!("missing `{col}`")),
+    }
+}
+
 /// be read at all (or a CSV without `id` / `text` columns) is an error.
 pub fn read_inputs(
     path: &Path,
@@ -85,23 +125,9 @@ pub fn read_inputs(
                         });
                         continue;
                     }
-                    let id = rec[id_i].to_string();
-                    let text = rec[text_i].to_string();
-                    if let Some(e) = check_id(&id, id_col) {
-                        rejects.push(Reject {
-                            line,
-                            error: e,
-                            raw,
-                        });
-                    } else if text.trim().is_empty() {
-                        rejects.push(Reject {
-                            line,
-                            error: format!("`{text_col}` is empty"),
-                            raw,
-                        });
-                    } else {
-                        rows.push(InputRow { line, id, text });
-                    }
+                    let (id, text) = (rec[id_i].to_string(), rec[text_i].to_string());
+                    let row = InputRow { line, id, text };
+                    push_row(&mut rows, &mut rejects, row, raw, id_col, text_col);
                 }
                 Err(e) => {
                     let line = e.position().map_or(line, |p| p.line() as usize);
@@ -159,59 +185,14 @@ pub fn read_inputs(
                 });
                 continue;
             };
-            let id = match obj.get(id_col) {
-                Some(Value::String(s)) => s.clone(),
-                Some(Value::Number(n)) if n.is_i64() || n.is_u64() => n.to_string(),
-                Some(_) => {
-                    rejects.push(Reject {
-                        line,
-                        error: format!("`{id_col}` must be a string or an integer"),
-                        raw,
-                    });
-                    continue;
+            let fields = json_field(obj, id_col, true)
+                .and_then(|id| Ok((id, json_field(obj, text_col, false)?)));
+            match fields {
+                Ok((id, text)) => {
+                    let row = InputRow { line, id, text };
+                    push_row(&mut rows, &mut rejects, row, raw, id_col, text_col);
                 }
-                None => {
-                    rejects.push(Reject {
-                        line,
-                        error: format!("missing `{id_col}`"),
-                        raw,
-                    });
-                    continue;
-                }
-            };
-            let text = match obj.get(text_col) {
-                Some(Value::String(s)) => s.clone(),
-                Some(_) => {
-                    rejects.push(Reject {
-                        line,
-                        error: format!("`{text_col}` must be a string"),
-                        raw,
-                    });
-                    continue;
-                }
-                None => {
-                    rejects.push(Reject {
-                        line,
-                        error: format!("missing `{text_col}`"),
-                        raw,
-                    });
-                    continue;
-                }
-            };
-            if let Some(e) = check_id(&id, id_col) {
-                rejects.push(Reject {
-                    line,
-                    error: e,
-                    raw,
-                });
-            } else if text.trim().is_empty() {
-                rejects.push(Reject {
-                    line,
-                    error: format!("`{text_col}` is empty"),
-                    raw,
-                });
-            } else {
-                rows.push(InputRow { line, id, text });
+                Err(error) => rejects.push(Reject { line, error, raw }),
             }
         }
     }

@@ -1,14 +1,10 @@
 use super::*;
 use crate::openai::fake_server::start;
 use modrl_moderation::verdict::format_output;
-use std::path::Path;
 use std::sync::Mutex;
 
 fn policy() -> Policy {
-    Policy::load(
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../configs/policies/hate-speech.toml"),
-    )
-    .unwrap()
+    crate::test_util::policy("hate-speech")
 }
 
 fn v(label: Label, category: Option<&str>, p: f64) -> Verdict {

@@ -1,17 +1,20 @@
-//! SFT targets: what the model is taught to answer for a labelled record (the output contract with
-//! a reasoning and the verdict line, or the verdict line alone), worded from the policy's own
-//! category definitions.
+//! SFT targets: what the model is taught to answer for a labelled record (the output contract of
+//! [`crate::verdict`] with a reasoning and the verdict line, or the verdict line alone), worded from
+//! the policy's own category definitions.
 
-use modrl_moderation::prompt::VERDICT_PREFIX;
-use modrl_moderation::verdict::{self, Label, Verdict};
-use modrl_moderation::{Policy, Record};
-use rand::rngs::StdRng;
-use rand::{Rng, SeedableRng};
+use crate::prompt::VERDICT_PREFIX;
+use crate::verdict::{self, Label, Verdict};
+use crate::{Policy, Record};
 
-/// The SFT target (the end-of-turn token is appended by the caller): the output contract with a reasoning (the human rationale where the data has
-/// one, else a short templated justification of the label built from the policy's own category
-/// definition) and the verdict line.
+/// The SFT target (the end-of-turn token is appended by the caller): the record's own `target`
+/// when it has one (a self-generated reasoning, see `modrl data self-reason`), else the output
+/// contract with a reasoning (the human rationale where the data has one, else a short templated
+/// justification of the label built from the policy's own category definition) and the verdict
+/// line.
 pub fn sft_target(r: &Record, policy: &Policy) -> String {
+    if let Some(t) = r.target.as_deref().filter(|t| !t.trim().is_empty()) {
+        return t.to_string();
+    }
     let (reasoning, v) = sft_parts(r, policy);
     verdict::format_output(&reasoning, &v)
 }
@@ -26,15 +29,11 @@ pub fn sft_target_verdict_only(r: &Record, policy: &Policy) -> String {
         .to_string()
 }
 
-/// Whether SFT example number `cursor` is trained in the verdict-only format: a fixed function of
-/// seed and position, so a resumed run makes the same choices.
-pub(crate) fn verdict_only_at(seed: u64, cursor: usize, fraction: f64) -> bool {
-    if fraction <= 0.0 {
-        return false;
-    }
-    let u = StdRng::seed_from_u64(seed ^ (cursor as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15))
-        .random::<f64>();
-    u < fraction
+/// The verdict a labelled record is taught: its label, the category (the record's own when the
+/// policy has it, a one-category policy's only category), and P(violating) from the soft label
+/// when it agrees with the label, else 0.9 / 0.1.
+pub fn gold_verdict(r: &Record, policy: &Policy) -> Verdict {
+    sft_parts(r, policy).1
 }
 
 fn sft_parts(r: &Record, policy: &Policy) -> (String, Verdict) {
@@ -155,6 +154,21 @@ mod tests {
     }
 
     #[test]
+    fn a_record_target_is_taught_verbatim_with_reasoning_only() {
+        let p = policy("prompt-harm-compact");
+        let mut r = record(1, &[], None);
+        let own = "<reasoning>\nMy own words.\n</reasoning>\n{\"label\": \"violating\", \"category\": \"harmful_request\", \"probability\": 0.7}";
+        let templated_short = sft_target_verdict_only(&r, &p);
+        r.target = Some(own.to_string());
+        assert_eq!(sft_target(&r, &p), own);
+        // The verdict-only target does not read it.
+        assert_eq!(sft_target_verdict_only(&r, &p), templated_short);
+        // A blank target is no target.
+        r.target = Some("  ".into());
+        assert_ne!(sft_target(&r, &p), "  ");
+    }
+
+    #[test]
     fn verdict_only_targets_continue_the_verdict_prefix() {
         let p = policy("prompt-harm-compact");
         for label in [0u8, 1] {
@@ -172,17 +186,6 @@ mod tests {
             };
             assert!(short.starts_with(first), "{short:?}");
         }
-    }
-
-    #[test]
-    fn verdict_only_choice_is_deterministic_and_near_the_fraction() {
-        assert!(!(0..1000).any(|c| verdict_only_at(7, c, 0.0)));
-        assert!((0..1000).all(|c| verdict_only_at(7, c, 1.0)));
-        let a: Vec<bool> = (0..2000).map(|c| verdict_only_at(7, c, 0.3)).collect();
-        let b: Vec<bool> = (0..2000).map(|c| verdict_only_at(7, c, 0.3)).collect();
-        assert_eq!(a, b);
-        let share = a.iter().filter(|&&x| x).count() as f64 / 2000.0;
-        assert!((share - 0.3).abs() < 0.04, "{share}");
     }
 
     #[test]

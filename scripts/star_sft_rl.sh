@@ -1,0 +1,171 @@
+#!/usr/bin/env bash
+# Self-generated-reasoning SFT then reasoning RL (rows star-sft and star-sft-rl of
+# docs/results/rl-vs-sft.md): `scripts/star_sft_rl.sh TASK N`.
+#   1. `modrl data self-reason` on exactly the N training items of the study's SFT-only run
+#      (RUNS/TASK/nN/sft/train_ids.txt, made by scripts/rl_vs_sft.sh TASK N): K samples per item
+#      from the base model, kept when the model's verdict after its reasoning matches the label.
+#   2. SFT on the kept answers (configs/runs/recipes/star-sft.toml over the task's config).
+#   3. Reasoning RL from that adapter on the same N labels (configs/runs/recipes/star-rl.toml).
+#   4. Both rows scored as trained (`--scoring reasoned`: one greedy reasoning, then P(violating)
+#      at the verdict position) on the study's test items, threshold on validation, and with
+#      verdict-token beside it (ROW/test-vt); the out-of-distribution set at the row's threshold.
+#   5. Paired comparisons on the same items against SFT only, SFT then label-token RL and
+#      zero-shot at N labels (their scores restricted to the star rows' items), and each other.
+# Finished steps are kept (re-running resumes). One job at a time. COMMIT=1 copies the small files
+# behind the page to docs/results/rl-vs-sft/TASK-star/ROW-nN (with the baselines on the same items).
+# Reasoned scoring generates an answer per item (~30 items a minute on 2 cores): LIMIT=500 and
+# OOD_LIMIT=0 (no out-of-distribution scoring) keep a run near an hour.
+# Environment: B (binary), LIMIT (1000), VAL_LIMIT (100), OOD_LIMIT (200), K (4), T (0.7),
+# MAX_NEW (96), RUNS (runs/rl-vs-sft).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+TASK=${1:?usage: scripts/star_sft_rl.sh TASK N}
+N=${2:?usage: scripts/star_sft_rl.sh TASK N}
+B=${B:-target/release/modrl}
+M=models/smollm2-135m-instruct
+C=configs/runs/rl-vs-sft/$TASK.toml
+LIMIT=${LIMIT:-1000}
+VAL_LIMIT=${VAL_LIMIT:-100}
+OOD_LIMIT=${OOD_LIMIT:-200}
+K=${K:-4}
+T=${T:-0.7}
+MAX_NEW=${MAX_NEW:-96}
+RUNS=${RUNS:-runs/rl-vs-sft}/$TASK
+case $TASK in
+  prompt-harm) P=configs/policies/prompt-harm-compact.toml; D=runs/data/prompt-harm-study.jsonl; OOD= ;;
+  offensive) P=configs/policies/offensive-compact.toml; D=runs/data/davidson-offensive.jsonl
+    OOD=runs/data/hatexplain-offensive.jsonl ;;
+  *) echo "star_sft_rl.sh: unknown task '$TASK' (prompt-harm or offensive)" >&2; exit 2 ;;
+esac
+ids=$RUNS/n$N/sft/train_ids.txt
+[ -f "$ids" ] || { echo "star_sft_rl.sh: no $ids: run scripts/rl_vs_sft.sh $TASK $N first" >&2; exit 2; }
+log() { echo "[$(date -u +%H:%M:%S) load $(cut -d' ' -f1 /proc/loadavg)] $*" >&2; }
+dir=$RUNS/n$N
+star=$dir/star
+mkdir -p "$star"
+
+if [ ! -f "$star/self-reason.jsonl" ]; then
+  log "self-reason n=$N k=$K T=$T"
+  $B data self-reason --model $M --policy $P --in "$D" --ids "$ids" --k "$K" --temperature "$T" \
+    --max-new-tokens "$MAX_NEW" --out "$star/self-reason.jsonl" 2> "$star/self-reason.log" \
+    || { cat "$star/self-reason.log" >&2; exit 1; }
+fi
+# The kept targets plus the task's validation records (the trainer's own final report reads them).
+if [ ! -f "$star/train.jsonl" ]; then
+  .venv/bin/python - "$star/self-reason.jsonl" "$D" "$star/train.jsonl" <<'PY'
+import json, sys
+kept = [l for l in open(sys.argv[1]) if l.strip()]
+val = [l for l in open(sys.argv[2]) if l.strip() and json.loads(l).get("split") == "val"]
+with open(sys.argv[3], "w") as f:
+    f.writelines(kept + val)
+PY
+fi
+
+train() { # NAME extra-args...
+  local name=$1; shift
+  local out=$dir/$name
+  [ -f "$out/final/adapter_model.safetensors" ] && return
+  local resume=()
+  [ -d "$out/checkpoints" ] && resume=(--resume)
+  log "train $name n=$N"
+  $B train --config "$C" --out "$out" "$@" "${resume[@]}" > "$out.log" 2>&1 || { cat "$out.log" >&2; exit 1; }
+}
+
+score() { # ROW: reasoned and verdict-token on the test items, then the OOD set at the row's threshold
+  local row=$1 out
+  for mode in reasoned verdict-token; do
+    out=$dir/$row/test; [ "$mode" = verdict-token ] && out=$dir/$row/test-vt
+    if [ ! -f "$out/metrics.json" ]; then
+      log "eval $row $mode"
+      $B eval --model $M --adapter "$dir/$row/final" --policy $P --data "$D" --scoring $mode \
+        --max-new-tokens "$MAX_NEW" --split test --limit "$LIMIT" --val-limit "$VAL_LIMIT" \
+        --out "$out" > /dev/null 2> "$out.log" || { cat "$out.log" >&2; exit 1; }
+    fi
+    if [ -n "$OOD" ] && [ "$OOD_LIMIT" -gt 0 ] && [ ! -f "$out-ood/metrics.json" ]; then
+      local thr
+      thr=$(.venv/bin/python -c 'import json,sys; print(json.load(open(sys.argv[1]))["threshold"])' "$out/metrics.json")
+      log "eval $row $mode ood (threshold $thr)"
+      $B eval --model $M --adapter "$dir/$row/final" --policy $P --data "$OOD" --scoring $mode \
+        --max-new-tokens "$MAX_NEW" --split test --limit "$OOD_LIMIT" --threshold "$thr" \
+        --out "$out-ood" > /dev/null 2> "$out-ood.log" || { cat "$out-ood.log" >&2; exit 1; }
+    fi
+  done
+}
+
+train star-sft --overlay configs/runs/recipes/star-sft.toml --set "data.path=\"$star/train.jsonl\""
+score star-sft
+# The task config without its label-token-only keys (an overlay cannot remove a key).
+grep -v -E '^(label_estimator|balance_labels) ' "$C" > "$star/rl-base.toml"
+C=$star/rl-base.toml train star-sft-rl --overlay configs/runs/recipes/star-rl.toml \
+  --set "data.max_train_examples=$N" --set "model.adapter=\"$dir/star-sft/final\""
+score star-sft-rl
+
+# The baselines on exactly the items the star rows were scored on (the first LIMIT test items):
+# the study's rows at N labels and zero-shot, their scores restricted to those ids, metrics
+# recomputed (`modrl eval --from-scores`, threshold from the same validation scores).
+sub=$dir/star/baselines
+for row in zero-shot sft sft-rl rl-kl-fmt; do
+  src=$dir/$row/test; [ "$row" = zero-shot ] && src=$RUNS/zero-shot
+  [ -f "$src/scores.jsonl" ] || continue
+  [ -f "$sub/$row/metrics.json" ] && continue
+  mkdir -p "$sub/$row"
+  .venv/bin/python - "$dir/star-sft/test/scores.jsonl" "$src/scores.jsonl" "$sub/$row/scores.jsonl" <<'PY'
+import json, sys
+keep = {json.loads(l)["id"] for l in open(sys.argv[1]) if l.strip()}
+rows = [l for l in open(sys.argv[2]) if l.strip() and json.loads(l)["id"] in keep]
+assert len(rows) == len(keep), f"{sys.argv[2]}: {len(rows)} of {len(keep)} ids"
+open(sys.argv[3], "w").writelines(rows)
+PY
+  [ -f "$src/val_scores.jsonl" ] && cp "$src/val_scores.jsonl" "$sub/$row/"
+  $B eval --from-scores "$sub/$row" --out "$sub/$row" > /dev/null 2>&1
+done
+
+# Paired comparisons on the same items: each star row against SFT only, SFT then label-token RL
+# and zero-shot at N labels; SFT then RL against its SFT start under the same scoring.
+compare() { # A-DIR B-DIR OUT LABEL
+  [ -f "$1/scores.jsonl" ] && [ -f "$2/scores.jsonl" ] || return 0
+  mkdir -p "$3"
+  $B eval --compare "$1" "$2" --out "$3" 2> /dev/null | sed "s|^|$4: |"
+}
+for row in star-sft star-sft-rl; do
+  for t in test test-vt; do
+    for base in sft sft-rl zero-shot; do
+      compare "$sub/$base" "$dir/$row/$t" "$dir/$row/$t-vs-$base" "$row $t vs $base"
+    done
+  done
+done
+for t in test test-vt; do
+  compare "$dir/star-sft/$t" "$dir/star-sft-rl/$t" "$dir/star-sft-rl/$t-vs-star-sft" "star-sft-rl $t vs star-sft"
+done
+
+if [ "${COMMIT:-0}" = 1 ]; then
+  # One folder of its own (the study's task folders hold rows on all 1000 test items).
+  dest=docs/results/rl-vs-sft/$TASK-star
+  copy_eval() { # SRC DEST
+    mkdir -p "$2"
+    for f in scores.jsonl val_scores.jsonl metrics.json; do [ -f "$1/$f" ] && cp "$1/$f" "$2/"; done
+  }
+  for row in zero-shot sft sft-rl rl-kl-fmt; do
+    name=$row-n$N; [ "$row" = zero-shot ] && name=zero-shot
+    [ -f "$sub/$row/metrics.json" ] && copy_eval "$sub/$row" "$dest/$name"
+  done
+  for row in star-sft star-sft-rl; do
+    for t in test test-vt; do
+      name=$row-n$N; [ "$t" = test-vt ] && name=$row-vt-n$N
+      [ -f "$dir/$row/$t/metrics.json" ] || continue
+      copy_eval "$dir/$row/$t" "$dest/$name"
+      for c in "$dir/$row/$t"-vs-*/compare.json; do
+        [ -f "$c" ] || continue
+        v=$(basename "$(dirname "$c")"); v=${v#"$t"-}
+        # The naming rule of the study's folders: vs-ROW names the row at the same N.
+        [ "$t" = test-vt ] && [ "$v" = vs-star-sft ] && v=vs-star-sft-vt
+        cp "$c" "$dest/$name/$v.json"
+      done
+    done
+    for f in metrics.jsonl config.toml; do
+      [ -f "$dir/$row/$f" ] && cp "$dir/$row/$f" "$dest/$row-n$N/run-$f"
+    done
+  done
+  cp "$star/self-reason.stats.json" "$dest/star-sft-n$N/self-reason.stats.json"
+  log "copied to $dest"
+fi
