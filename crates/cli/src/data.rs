@@ -1,4 +1,5 @@
-//! `modrl data import|stats`: raw public datasets to canonical JSONL with stratified splits.
+//! `modrl data import|stats|prompts|self-reason`: raw public datasets to canonical JSONL with stratified
+//! splits, their statistics, the exact prompts a model sees, and self-generated reasoning for SFT.
 
 use std::path::{Path, PathBuf};
 
