@@ -12,9 +12,10 @@
 #   5. Paired comparisons on the same items against SFT only, SFT then label-token RL and
 #      zero-shot at N labels (their scores restricted to the star rows' items), and each other.
 # Finished steps are kept (re-running resumes). One job at a time. COMMIT=1 copies the small files
-# behind the page to docs/results/rl-vs-sft/TASK-star/ROW-nN (with the baselines on the same items).
-# Reasoned scoring generates an answer per item (~30 items a minute on 2 cores): LIMIT=500 and
-# OOD_LIMIT=0 (no out-of-distribution scoring) keep a run near an hour.
+# behind the page to docs/results/rl-vs-sft/TASK-star/ROW-nN (with the baselines on the same items)
+# and, out of distribution, to TASK-ood/ROW-nN beside the study's rows on the same posts.
+# Reasoned scoring generates an answer per item (~30 items a minute on 2 cores): LIMIT=500 keeps a
+# run near an hour and a half (OOD_LIMIT=0 skips out-of-distribution scoring).
 # Environment: B (binary), LIMIT (1000), VAL_LIMIT (100), OOD_LIMIT (200), K (4), T (0.7),
 # MAX_NEW (96), RUNS (runs/rl-vs-sft).
 set -euo pipefail
@@ -137,6 +138,22 @@ done
 for t in test test-vt; do
   compare "$dir/star-sft/$t" "$dir/star-sft-rl/$t" "$dir/star-sft-rl/$t-vs-star-sft" "star-sft-rl $t vs star-sft"
 done
+# Out of distribution (OOD_LIMIT > 0): the same posts as the study's rows, so against them directly.
+ood_rows=()
+if [ -n "$OOD" ] && [ "$OOD_LIMIT" -gt 0 ]; then
+  ood_rows=(star-sft star-sft-rl)
+  for row in "${ood_rows[@]}"; do
+    for t in test test-vt; do
+      for base in sft sft-rl; do
+        compare "$dir/$base/test-ood" "$dir/$row/$t-ood" "$dir/$row/$t-vs-$base-ood" "$row $t vs $base (ood)"
+      done
+      compare "$RUNS/zero-shot-ood" "$dir/$row/$t-ood" "$dir/$row/$t-vs-zero-shot-ood" "$row $t vs zero-shot (ood)"
+    done
+  done
+  for t in test test-vt; do
+    compare "$dir/star-sft/$t-ood" "$dir/star-sft-rl/$t-ood" "$dir/star-sft-rl/$t-vs-star-sft-ood" "star-sft-rl $t vs star-sft (ood)"
+  done
+fi
 
 if [ "${COMMIT:-0}" = 1 ]; then
   # One folder of its own (the study's task folders hold rows on all 1000 test items).
@@ -156,6 +173,7 @@ if [ "${COMMIT:-0}" = 1 ]; then
       copy_eval "$dir/$row/$t" "$dest/$name"
       for c in "$dir/$row/$t"-vs-*/compare.json; do
         [ -f "$c" ] || continue
+        case $c in *-ood/compare.json) continue ;; esac
         v=$(basename "$(dirname "$c")"); v=${v#"$t"-}
         # The naming rule of the study's folders: vs-ROW names the row at the same N.
         [ "$t" = test-vt ] && [ "$v" = vs-star-sft ] && v=vs-star-sft-vt
@@ -167,5 +185,19 @@ if [ "${COMMIT:-0}" = 1 ]; then
     done
   done
   cp "$star/self-reason.stats.json" "$dest/star-sft-n$N/self-reason.stats.json"
+  # Out of distribution: beside the study's rows in TASK-ood/ (the same posts).
+  for row in "${ood_rows[@]}"; do
+    for t in test test-vt; do
+      name=$row-n$N; [ "$t" = test-vt ] && name=$row-vt-n$N
+      [ -f "$dir/$row/$t-ood/metrics.json" ] || continue
+      copy_eval "$dir/$row/$t-ood" "docs/results/rl-vs-sft/$TASK-ood/$name"
+      for c in "$dir/$row/$t"-vs-*-ood/compare.json; do
+        [ -f "$c" ] || continue
+        v=$(basename "$(dirname "$c")"); v=${v#"$t"-}; v=${v%-ood}
+        [ "$t" = test-vt ] && [ "$v" = vs-star-sft ] && v=vs-star-sft-vt
+        cp "$c" "docs/results/rl-vs-sft/$TASK-ood/$name/$v.json"
+      done
+    done
+  done
   log "copied to $dest"
 fi
