@@ -3,18 +3,21 @@
 //! tensor operations panic on a shape, dtype or device error (libtorch's message names the
 //! operation and the shapes); so can a bug of ours. A panic must not reach a user as a Rust
 //! backtrace or an abort: the work runs under [`run_guarded`], the panic hook keeps where it
-//! happened (and prints the usual message with a backtrace only when `RUST_BACKTRACE` is set), and
+//! happened (and prints the usual message with a backtrace only when `RUST_BACKTRACE` is set;
+//! panics outside guarded work are reported as Rust reports them), and
 //! the panic becomes one line naming the cause, libtorch's first line of message (the operation's
 //! shapes), and the place: the first function of ours on the stack when the panic happened inside
 //! `tch` (whose own `unwrap` is never the place to look).
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::panic::{self, AssertUnwindSafe};
 use std::sync::Once;
 
 thread_local! {
     /// Where the last panic of this thread happened (`file:line`), set by the hook.
     static LOCATION: RefCell<Option<String>> = const { RefCell::new(None) };
+    /// How many [`run_guarded`] calls this thread is inside: the hook only takes over their panics.
+    static DEPTH: Cell<usize> = const { Cell::new(0) };
 }
 
 static HOOK: Once = Once::new();
@@ -25,6 +28,12 @@ pub fn run_guarded<T>(f: impl FnOnce() -> T) -> Result<T, String> {
         let verbose = std::env::var_os("RUST_BACKTRACE").is_some_and(|v| v != "0");
         let default_hook = panic::take_hook();
         panic::set_hook(Box::new(move |info| {
+            // A panic outside guarded work (another thread, a caller that does not use the
+            // guard) is reported as Rust reports it.
+            if DEPTH.with(Cell::get) == 0 {
+                default_hook(info);
+                return;
+            }
             let loc = info.location().map(|l| {
                 let at = format!("{}:{}", l.file(), l.line());
                 if is_ours(l.file()) {
@@ -39,7 +48,10 @@ pub fn run_guarded<T>(f: impl FnOnce() -> T) -> Result<T, String> {
             }
         }));
     });
-    panic::catch_unwind(AssertUnwindSafe(f)).map_err(|payload| {
+    DEPTH.with(|d| d.set(d.get() + 1));
+    let r = panic::catch_unwind(AssertUnwindSafe(f));
+    DEPTH.with(|d| d.set(d.get() - 1));
+    r.map_err(|payload| {
         let loc = LOCATION.with(|l| l.borrow_mut().take());
         describe(payload_text(payload.as_ref()), loc.as_deref())
     })
@@ -186,7 +198,7 @@ mod tests {
 
     #[test]
     fn the_place_is_the_first_frame_of_ours() {
-        let bt = "   0: std::backtrace::Backtrace::force_capture\n   1: modrl_model::guard::run_guarded::{{closure}}\n             at ./crates/model/src/guard.rs:30:5\n   2: tch::wrappers::tensor_generated::<impl tch::Tensor>::matmul\n             at /root/.cargo/registry/src/tch-0.24.0/src/wrappers/tensor_generated.rs:11831:37\n   3: modrl_model::llama::Linear::forward::h0123456789abcdef\n             at ./crates/model/src/llama.rs:40:9\n";
+        let bt = "   0: std::backtrace::Backtrace::force_capture\n   1: modrl_model::guard::run_guarded::{{closure}}\n             at ./crates/model/src/guard.rs:30:5\n   2: tch::wrappers::tensor_generated::<impl tch::Tensor>::matmul\n             at /cargo/registry/src/tch-0.24.0/src/wrappers/tensor_generated.rs:11831:37\n   3: modrl_model::llama::Linear::forward::h0123456789abcdef\n             at ./crates/model/src/llama.rs:40:9\n";
         assert_eq!(
             our_frame(bt).as_deref(),
             Some("modrl_model::llama::Linear::forward (crates/model/src/llama.rs:40:9)")

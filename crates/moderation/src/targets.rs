@@ -15,15 +15,15 @@ pub fn sft_target(r: &Record, policy: &Policy) -> String {
     if let Some(t) = r.target.as_deref().filter(|t| !t.trim().is_empty()) {
         return t.to_string();
     }
-    let (reasoning, v) = sft_parts(r, policy);
-    verdict::format_output(&reasoning, &v)
+    let v = gold_verdict(r, policy);
+    verdict::format_output(&templated_reasoning(r, policy, &v), &v)
 }
 
 /// The verdict-only SFT target: the rest of the verdict line after the no-reasoning prompt's
 /// assistant prefix (`{"label": "`), so that the next token is the label token that verdict-token
 /// scoring reads.
 pub fn sft_target_verdict_only(r: &Record, policy: &Policy) -> String {
-    let line = sft_parts(r, policy).1.to_json_line();
+    let line = gold_verdict(r, policy).to_json_line();
     line.strip_prefix(VERDICT_PREFIX)
         .unwrap_or(&line)
         .to_string()
@@ -33,13 +33,8 @@ pub fn sft_target_verdict_only(r: &Record, policy: &Policy) -> String {
 /// policy has it, a one-category policy's only category), and P(violating) from the soft label
 /// when it agrees with the label, else 0.9 / 0.1.
 pub fn gold_verdict(r: &Record, policy: &Policy) -> Verdict {
-    sft_parts(r, policy).1
-}
-
-fn sft_parts(r: &Record, policy: &Policy) -> (String, Verdict) {
     let cats = policy.category_names();
     let violating = r.label == 1;
-    // The record's category when the policy has it; a one-category policy's only category.
     let category = if violating {
         r.categories
             .iter()
@@ -54,7 +49,20 @@ fn sft_parts(r: &Record, policy: &Policy) -> (String, Verdict) {
         _ if violating => 0.9,
         _ => 0.1,
     };
-    let p = (p * 100.0).round() / 100.0;
+    Verdict {
+        label: if violating {
+            Label::Violating
+        } else {
+            Label::NonViolating
+        },
+        category,
+        probability: (p * 100.0).round() / 100.0,
+    }
+}
+
+/// The templated reasoning for a record and its gold verdict: the human rationale quoted where the
+/// data has one, then the policy's own definition of the verdict's category.
+fn templated_reasoning(r: &Record, policy: &Policy, v: &Verdict) -> String {
     let mut reasoning = String::new();
     if let Some(rat) = r.rationale.as_deref().filter(|s| !s.trim().is_empty()) {
         reasoning.push_str(&format!(
@@ -62,7 +70,7 @@ fn sft_parts(r: &Record, policy: &Policy) -> (String, Verdict) {
             rat.trim()
         ));
     }
-    match &category {
+    match &v.category {
         Some(c) => {
             let def = policy
                 .category(c)
@@ -72,24 +80,15 @@ fn sft_parts(r: &Record, policy: &Policy) -> (String, Verdict) {
                 "The content matches the policy's definition of {c} ({def}), and none of the exclusions applies, so it violates the policy."
             ));
         }
-        None if violating => reasoning.push_str(
+        None if v.label == Label::Violating => reasoning.push_str(
             "The content matches one of the policy's categories of violating content, and none of the exclusions applies, so it violates the policy.",
         ),
         None => reasoning.push_str(&format!(
             "The content does not match any category the policy defines ({}), or one of the exclusions applies, so it does not violate the policy.",
-            cats.join(", ")
+            policy.category_names().join(", ")
         )),
     }
-    let v = Verdict {
-        label: if violating {
-            Label::Violating
-        } else {
-            Label::NonViolating
-        },
-        category,
-        probability: p,
-    };
-    (reasoning, v)
+    reasoning
 }
 
 /// The first sentence (or line) of a definition, without its final period, for templated reasons.

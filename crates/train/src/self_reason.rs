@@ -187,25 +187,23 @@ pub fn self_reason(
             seed: opts.seed.wrapping_add(c as u64),
             ..budget
         };
-        let samples = tch::no_grad(|| {
-            prompts.sample_texts(model, tok, Some(&prefix), &ids, k, opts.temperature, budget)
-        })?;
+        // Both calls run without gradients (the model crate's generation and prefill).
+        let samples =
+            prompts.sample_texts(model, tok, Some(&prefix), &ids, k, opts.temperature, budget)?;
         let contents: Vec<&str> = chunk
             .iter()
             .flat_map(|r| std::iter::repeat_n(r.text.as_str(), k))
             .collect();
         let answers: Vec<&str> = samples.iter().flatten().map(String::as_str).collect();
-        let after = tch::no_grad(|| {
-            prompts.verdict_after(
-                model,
-                tok,
-                Some(&prefix),
-                &contents,
-                &answers,
-                variant,
-                opts.max_rows,
-            )
-        })?;
+        let after = prompts.verdict_after(
+            model,
+            tok,
+            Some(&prefix),
+            &contents,
+            &answers,
+            variant,
+            opts.max_rows,
+        )?;
         for (i, r) in chunk.iter().enumerate() {
             st.items += 1;
             st.items_by_label[usize::from(r.label == 1)] += 1;

@@ -41,14 +41,6 @@ pub(crate) fn sampling(
     f: &SamplingFields,
 ) -> Result<Sampling, ApiError> {
     let max_new_tokens = check_max_tokens(s, max_tokens, default_max)?;
-    let (top_p, top_k, n, seed, stop, stop_token_ids) = (
-        f.top_p,
-        f.top_k,
-        f.n,
-        f.seed,
-        f.stop.as_ref(),
-        f.stop_token_ids.as_deref(),
-    );
     let temperature = f.temperature.unwrap_or(1.0);
     if !(temperature.is_finite() && (0.0..=100.0).contains(&temperature)) {
         return Err(ApiError::invalid(
@@ -56,11 +48,11 @@ pub(crate) fn sampling(
             "temperature must be in [0, 100]",
         ));
     }
-    let top_p = top_p.unwrap_or(1.0);
+    let top_p = f.top_p.unwrap_or(1.0);
     if !(top_p > 0.0 && top_p <= 1.0) {
         return Err(ApiError::invalid("top_p", "top_p must be in (0, 1]"));
     }
-    let top_k = match top_k.unwrap_or(0) {
+    let top_k = match f.top_k.unwrap_or(0) {
         -1 | 0 => 0,
         k if k > 0 => k as usize,
         _ => {
@@ -70,14 +62,14 @@ pub(crate) fn sampling(
             ))
         }
     };
-    let n = n.unwrap_or(1);
+    let n = f.n.unwrap_or(1);
     if n == 0 || n > s.opts.max_n {
         return Err(ApiError::invalid(
             "n",
             format!("n must be between 1 and {}", s.opts.max_n),
         ));
     }
-    let stop_strings = match stop {
+    let stop_strings = match &f.stop {
         None | Some(Value::Null) => vec![],
         Some(Value::String(x)) => vec![x.clone()],
         Some(Value::Array(a)) => a
@@ -101,7 +93,7 @@ pub(crate) fn sampling(
         ));
     }
     let mut stop_ids = s.stop_ids.clone();
-    if let Some(extra) = stop_token_ids {
+    if let Some(extra) = &f.stop_token_ids {
         for &t in extra {
             if t as usize >= s.vocab_size {
                 return Err(ApiError::invalid(
@@ -120,7 +112,7 @@ pub(crate) fn sampling(
             temperature,
             top_p,
             top_k,
-            seed: seed.map(|x| x as u64),
+            seed: f.seed.map(|x| x as u64),
             stop_token_ids: stop_ids,
             stop_strings,
         },

@@ -30,7 +30,15 @@ pub(crate) fn check_id(id: &str, id_col: &str) -> Option<String> {
     }
 }
 
-/// Read the rows of a JSONL or CSV file; bad rows come back as rejects. Only a file that cannot
+/// Why a row with this id and text cannot be classified: a bad id or an empty text.
+fn row_error(id: &str, text: &str, id_col: &str, text_col: &str) -> Option<String> {
+    check_id(id, id_col).or_else(|| {
+        text.trim()
+            .is_empty()
+            .then(|| format!("`{text_col}` is empty"))
+    })
+}
+
 /// Keep a row read from the file, or reject it for a bad id or an empty text.
 fn push_row(
     rows: &mut Vec<InputRow>,
@@ -40,13 +48,7 @@ fn push_row(
     id_col: &str,
     text_col: &str,
 ) {
-    let error = check_id(&row.id, id_col).or_else(|| {
-        row.text
-            .trim()
-            .is_empty()
-            .then(|| format!("`{text_col}` is empty"))
-    });
-    match error {
+    match row_error(&row.id, &row.text, id_col, text_col) {
         Some(error) => rejects.push(Reject {
             line: row.line,
             error,
@@ -71,6 +73,7 @@ fn json_field(
     }
 }
 
+/// Read the rows of a JSONL or CSV file; bad rows come back as rejects. Only a file that cannot
 /// be read at all (or a CSV without `id` / `text` columns) is an error.
 pub fn read_inputs(
     path: &Path,
@@ -265,17 +268,11 @@ pub(crate) fn scan_parquet(
             let error = match (id, text) {
                 (None, _) => Some(format!("`{id_col}` is null")),
                 (_, None) => Some(format!("`{text_col}` is null")),
-                (Some(id), Some(text)) => check_id(id, id_col)
-                    .or_else(|| {
-                        text.trim()
-                            .is_empty()
-                            .then(|| format!("`{text_col}` is empty"))
-                    })
-                    .or_else(|| {
-                        first
-                            .get(id)
-                            .map(|l| format!("duplicate id {id:?} (first on row {l})"))
-                    }),
+                (Some(id), Some(text)) => row_error(id, text, id_col, text_col).or_else(|| {
+                    first
+                        .get(id)
+                        .map(|l| format!("duplicate id {id:?} (first on row {l})"))
+                }),
             };
             if let Some(error) = error {
                 scan.rejects.push(Reject {
