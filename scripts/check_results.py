@@ -381,6 +381,13 @@ def tables(text):
     return [(h, rows) for h, rows, _ in out]
 
 
+def paragraph(text, pos):
+    """The lower-cased paragraph (text between blank lines) holding position `pos`."""
+    start = text.rfind("\n\n", 0, pos)
+    end = text.find("\n\n", pos)
+    return text[start + 1 if start >= 0 else 0:end if end >= 0 else len(text)].lower()
+
+
 def check_coverage(pc, page, ctx):
     """Intervals, numbers next to "PR-AUC" and PR-AUC table cells must be checked or backed."""
     triples, prs = page.known(ctx) if page.known else ([], [])
@@ -401,13 +408,17 @@ def check_coverage(pc, page, ctx):
         g = 1 if m.group(1) else 2
         if pc.is_covered(m.start(g), m.end(g)):
             continue
-        hit = [k for k in prs if agrees(m.group(g), k[0])]
+        para = paragraph(pc.text, m.start(g))
+        hit = [k for k in prs if agrees(m.group(g), k[0]) and (len(k) < 3 or k[2].lower() in para)]
         if hit:
             pc.checked += 1
             pc.sources.add(hit[0][1])
             continue
         near = min(prs, key=lambda k: abs(float(m.group(g)) - k[0]), default=None)
         hint = f"; nearest PR-AUC in the data: {show(near[0], m.group(g))} from {near[1]}" if near else ""
+        if near and len(near) > 2 and agrees(m.group(g), near[0]):
+            hint += f' (a slice\'s PR-AUC, which backs a number only where its paragraph names "{near[2]}")'
+
         pc.fail(m.start(g), f"PR-AUC {m.group(g)} on the page matches no PR-AUC recomputed from the data{hint}")
     for header, rows in tables(pc.text):
         cols = [i for i, h in enumerate(header) if "PR-AUC" in h]
@@ -590,8 +601,10 @@ def rl_vs_sft_known(ctx):
             src = f"{row}/scores.jsonl"
             triples.append((m["pr_auc"], m["pr_auc_ci"][0], m["pr_auc_ci"][1], src))
             prs.append((m["pr_auc"], src))
-            prs.extend((s["pr_auc"], f"{src} ({tag})") for tag, s in m["per_slice"].items()
-                       if s.get("pr_auc") is not None)
+            # A slice's PR-AUC backs a number only where its paragraph names the slice: a small
+            # slice's value is otherwise a chance match for any number on the page.
+            prs.extend((s["pr_auc"], f"{src} ({tag})", tag.split(":")[-1])
+                       for tag, s in m["per_slice"].items() if s.get("pr_auc") is not None)
             for a, committed in rl_vs_sft_pairs(ctx, task, row):
                 c = ctx.compare(a, f"{row}/scores.jsonl", committed=committed)
                 for metric in ("pr_auc", "roc_auc"):
