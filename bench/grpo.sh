@@ -123,8 +123,8 @@ forward/backward, AdamW). The first step of each side is a warm-up; the median i
 | load average (1 min) before-after | {lo} | {lt} | |
 
 Where the difference comes from: the {len(plen)} prompts share a ~{min(plen)-40}-token instruction + policy prefix. modrl prefills it once
-per step and every row attends to it in place (generation), and runs it once with gradients for the whole batch
-(training forward/backward); TRL (transformers `generate`, then a padded forward of prompt + completion per row)
+per step and every row attends to it in place (generation), and runs it once with gradients per micro-batch of
+{micro} rows (training forward/backward: {-(-int(prompts)*int(g)//int(micro))} times a step, not once); TRL (transformers `generate`, then a padded forward of prompt + completion per row)
 computes it for each of the {int(prompts)*int(g)} rows in both phases.
 
 Setup: torch {torch.__version__}, transformers {transformers.__version__}, peft {peft.__version__}, trl {T.__version__},

@@ -90,6 +90,10 @@ pub struct EvalArgs {
     /// Also write the scores as Parquet (scores.parquet, val_scores.parquet) beside the JSONL.
     #[arg(long)]
     pub parquet: bool,
+    /// Keep each generated answer (reasoning and verdict) in its row of scores.jsonl as
+    /// "output" (generating modes: reasoned, greedy, mc; `modrl grade` reads them).
+    #[arg(long)]
+    pub save_outputs: bool,
     /// Fold the system message into the user turn (templates without a system role).
     #[arg(long)]
     pub no_system_role: bool,
@@ -116,7 +120,7 @@ pub fn parse_variant(s: &str) -> Result<Variant> {
     Ok(v)
 }
 
-fn to_row(r: &Record, s: &ItemScore) -> ScoredRow {
+fn to_row(r: &Record, s: &ItemScore, save_output: bool) -> ScoredRow {
     let mut row = ScoredRow::new(r.id.clone(), r.label, s.score);
     row.split = r.split.map(|x| x.as_str().to_string());
     row.categories = r.categories.clone();
@@ -127,15 +131,20 @@ fn to_row(r: &Record, s: &ItemScore) -> ScoredRow {
     row.failure = s.failure.clone();
     row.reasoning_words = s.reasoning_words;
     row.n_samples = Some(s.n_samples);
+    if save_output {
+        row.output = s.output.clone();
+    }
     row
 }
 
 /// Score `records` into the scores file at `path`, skipping ids already there; returns all rows.
+/// `save_outputs`: keep each generated answer in its row.
 pub fn score_into(
     scorer: &Scorer,
     records: &[&Record],
     path: &std::path::Path,
     what: &str,
+    save_outputs: bool,
 ) -> Result<Vec<ScoredRow>> {
     let (mut writer, done, mut rows) = ScoresWriter::open_append(path)?;
     let ids: HashSet<&str> = records.iter().map(|r| r.id.as_str()).collect();
@@ -165,7 +174,7 @@ pub fn score_into(
         let texts: Vec<&str> = chunk.iter().map(|r| r.text.as_str()).collect();
         let scores = scorer.score_batch(&texts)?;
         for (r, s) in chunk.iter().zip(&scores) {
-            let row = to_row(r, s);
+            let row = to_row(r, s, save_outputs);
             writer.append(&row)?;
             rows.push(row);
         }
@@ -277,9 +286,16 @@ pub fn run(a: EvalArgs) -> Result<()> {
             &val,
             &a.out.join("val_scores.jsonl"),
             "val",
+            a.save_outputs,
         )?)
     };
-    let test_rows = score_into(&scorer, &test, &a.out.join("scores.jsonl"), "test")?;
+    let test_rows = score_into(
+        &scorer,
+        &test,
+        &a.out.join("scores.jsonl"),
+        "test",
+        a.save_outputs,
+    )?;
     let secs = t0.elapsed().as_secs_f64();
     let opts = EvalOptions {
         threshold: a.threshold,

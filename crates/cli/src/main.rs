@@ -3,6 +3,7 @@
 mod classify;
 mod data;
 mod eval;
+mod grade;
 mod plot;
 mod scaling;
 mod serve;
@@ -34,6 +35,8 @@ enum Cmd {
     Data(data::DataCmd),
     /// Score a dataset under a policy and write metrics and a report (or compare two reports).
     Eval(Box<eval::EvalArgs>),
+    /// Grade model answers with a run's rewards (rules, LLM judge) and report their agreement.
+    Grade(grade::GradeArgs),
     /// Train a classifier: SFT and/or GRPO-family RL on a policy and labelled data.
     Train(train::TrainArgs),
     /// Serve policies over HTTP: OpenAI-compatible moderations / completions / chat, /v1/classify.
@@ -178,6 +181,7 @@ fn main() {
         Cmd::Generate(a) => cmd_generate(a),
         Cmd::Data(c) => data::run(c),
         Cmd::Eval(a) => eval::run(*a),
+        Cmd::Grade(a) => grade::run(a),
         Cmd::Train(a) => train::run(a),
         Cmd::Serve(a) => serve::run(*a),
         Cmd::Classify(a) => classify::run(*a),

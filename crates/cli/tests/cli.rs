@@ -1,6 +1,7 @@
 //! End-to-end tests of the `modrl` binary on a tiny random model (2 layers, 64 wide, the default
 //! model's tokenizer and chat template): data import -> stats -> eval -> train with a stop and a
-//! resume -> classify with the trained adapter -> serve one request; and bad input (a missing
+//! resume -> classify with the trained adapter -> serve one request; eval keeping its answers ->
+//! grade them with the rules and an LLM judge served by `modrl serve`; and bad input (a missing
 //! file, a malformed row, an unknown policy field, an unknown config key) exits 1 with a message
 //! naming the file, the line and the field, never with a panic.
 
@@ -179,6 +180,32 @@ threads = 1
 }
 
 /// POST `body` to `path` on `addr` (HTTP/1.1, connection closed after); (status, JSON body).
+/// `modrl serve ARGS` on an ephemeral port: the child and the address it listens on.
+fn spawn_serve(args: &[&str]) -> (std::process::Child, String) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_modrl"))
+        .arg("serve")
+        .args(args)
+        .args(["--addr", "127.0.0.1:0"])
+        .stderr(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut err = BufReader::new(child.stderr.take().unwrap());
+    let mut seen = String::new();
+    let mut line = String::new();
+    while err.read_line(&mut line).unwrap_or(0) > 0 {
+        if let Some(rest) = line.split("listening on http://").nth(1) {
+            let addr = rest.trim().to_string();
+            std::thread::spawn(move || std::io::copy(&mut err, &mut std::io::sink()));
+            return (child, addr);
+        }
+        seen.push_str(&line);
+        line.clear();
+    }
+    let _ = child.kill();
+    panic!("modrl serve never said where it listens: {seen}");
+}
+
 fn post(addr: &str, path: &str, body: &Value) -> (u16, Value) {
     let mut s = TcpStream::connect(addr).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(120))).unwrap();
@@ -319,37 +346,7 @@ fn import_eval_train_resume_classify_and_serve_end_to_end() {
     assert_eq!(jsonl(&res), got);
 
     // serve: one /v1/classify request on an ephemeral port, then stop the server.
-    let mut child = Command::new(env!("CARGO_BIN_EXE_modrl"))
-        .args([
-            "serve",
-            "--model",
-            s(model),
-            "--policy",
-            s(&policy()),
-            "--addr",
-            "127.0.0.1:0",
-        ])
-        .stderr(Stdio::piped())
-        .stdout(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut err = BufReader::new(child.stderr.take().unwrap());
-    let mut addr = None;
-    let mut seen = String::new();
-    let mut line = String::new();
-    while err.read_line(&mut line).unwrap_or(0) > 0 {
-        if let Some(rest) = line.split("listening on http://").nth(1) {
-            addr = Some(rest.trim().to_string());
-            break;
-        }
-        seen.push_str(&line);
-        line.clear();
-    }
-    let Some(addr) = addr else {
-        let _ = child.kill();
-        panic!("modrl serve never said where it listens: {seen}");
-    };
-    std::thread::spawn(move || std::io::copy(&mut err, &mut std::io::sink()));
+    let (mut child, addr) = spawn_serve(&["--model", s(model), "--policy", s(&policy())]);
     let (status, j) = post(
         &addr,
         "/v1/classify",
@@ -526,4 +523,141 @@ fn self_reason_samples_judges_and_accounts_for_every_sample() {
     let mut args = base.to_vec();
     args.extend(["--out", s(&out), "--temperature", "0"]);
     fails_with(&args, &["--temperature must be above 0"]);
+}
+
+#[test]
+fn eval_keeps_answers_and_grade_judges_them_through_modrl_serve() {
+    let tmp = tempfile::tempdir().unwrap();
+    let t = tmp.path();
+    let data = import_davidson(t, 40);
+    let model = tiny_model();
+    let pol = policy();
+    // Reasoned scoring keeps each answer in its row with --save-outputs (and only then).
+    let eval = |out: &Path, extra: &[&str]| {
+        let mut args = vec![
+            "eval",
+            "--model",
+            s(model),
+            "--policy",
+            s(&pol),
+            "--data",
+            s(&data),
+            "--split",
+            "test",
+            "--val-split",
+            "none",
+            "--out",
+            s(out),
+        ];
+        args.extend(extra);
+        ok(&args);
+        jsonl(&out.join("scores.jsonl"))
+    };
+    let rows = eval(
+        &t.join("answers"),
+        &[
+            "--scoring",
+            "reasoned",
+            "--max-new-tokens",
+            "8",
+            "--limit",
+            "3",
+            "--save-outputs",
+        ],
+    );
+    assert_eq!(rows.len(), 3);
+    assert!(rows.iter().all(|r| r["output"].is_string()), "{rows:?}");
+    let plain = eval(&t.join("plain"), &["--limit", "2"]);
+    assert!(plain.iter().all(|r| r.get("output").is_none()));
+
+    // Two well-formed answers (the tiny model writes none) beside the model's own three: only
+    // answers with a verdict and reasoning go to the judge.
+    let ids: Vec<String> = rows
+        .iter()
+        .map(|r| r["id"].as_str().unwrap().to_string())
+        .collect();
+    let text0 = jsonl(&data)
+        .into_iter()
+        .find(|r| r["id"] == ids[0].as_str())
+        .unwrap()["text"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let quote: String = text0
+        .split_whitespace()
+        .take(2)
+        .collect::<Vec<_>>()
+        .join(" ");
+    let mut lines: Vec<String> = rows.iter().map(|r| r.to_string()).collect();
+    for (i, out) in [
+        format!("<reasoning>\nIt says \"{quote}\": an insult: offensive_language.\n</reasoning>\n{{\"label\": \"violating\", \"category\": \"offensive_language\", \"probability\": 0.9}}"),
+        "<reasoning>\nA friendly note with no insult or slur.\n</reasoning>\n{\"label\": \"non_violating\", \"category\": \"none\", \"probability\": 0.2}".to_string(),
+    ]
+    .iter()
+    .enumerate()
+    {
+        lines.push(serde_json::json!({"id": ids[i], "output": out}).to_string());
+    }
+    let answers = t.join("answers.jsonl");
+    std::fs::write(&answers, lines.join("\n") + "\n").unwrap();
+
+    // The judge: the tiny model behind modrl serve's OpenAI-compatible chat endpoint.
+    let (mut child, addr) = spawn_serve(&[
+        "--model",
+        s(model),
+        "--policy",
+        s(&pol),
+        "--served-model-name",
+        "judge",
+    ]);
+    let rewards = t.join("rewards.toml");
+    std::fs::write(
+        &rewards,
+        format!(
+            "rubric = 0.5\nrubric_rules = 0.5\n[judge]\nbackend = \"openai\"\nbase_url = \"http://{addr}\"\n\
+             model = \"judge\"\nmax_new_tokens = 8\nbatch_size = 2\n"
+        ),
+    )
+    .unwrap();
+    let graded_dir = t.join("graded");
+    let grade = [
+        "grade",
+        "--answers",
+        s(&answers),
+        "--data",
+        s(&data),
+        "--policy",
+        s(&pol),
+        "--rewards",
+        s(&rewards),
+        "--out",
+        s(&graded_dir),
+    ];
+    let o = modrl(&grade);
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let summary: Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(summary["answers"], 5, "{summary}");
+    assert_eq!(summary["judged"], 2, "{summary}");
+    assert_eq!(summary["rules_graded"], 2, "{summary}");
+    // A 2-layer random model cannot write the four criteria: a judge that parses nothing is
+    // reported as such, not silently scored 0.
+    assert_eq!(summary["judge_parsed_fraction"], 0.0, "{summary}");
+    let graded = jsonl(&graded_dir.join("graded.jsonl"));
+    assert_eq!(graded.len(), 5);
+    for g in &graded[3..] {
+        assert!(g["judge"]["raw"].is_string(), "{g}");
+        assert_eq!(g["judge"]["parsed"], false, "{g}");
+        assert_eq!(g["rewards"]["rubric"], 0.0, "{g}");
+        assert!(g["rules"]["category"].is_boolean(), "{g}");
+    }
+    assert_eq!(graded[3]["rules"]["grounded"], true, "{}", graded[3]);
+    assert!(graded[..3].iter().all(|g| g["judge"].is_null()));
+
+    // Bad input: an answer row without its text; an id the data lacks.
+    std::fs::write(&answers, format!("{{\"id\": \"{}\"}}\n", ids[0])).unwrap();
+    fails_with(&grade, &["answers.jsonl:1", "\"output\""]);
+    std::fs::write(&answers, "{\"id\": \"nope\", \"output\": \"x\"}\n").unwrap();
+    fails_with(&grade, &["\"nope\" is not in", "data.jsonl"]);
 }

@@ -139,9 +139,14 @@ fn criterion(raw: &str, key: &str) -> Option<f64> {
     })
 }
 
+/// Each criterion of [`RUBRIC_CRITERIA`] as read from a judge's answer (`None`: not found).
+pub fn judge_criteria(raw: &str) -> [Option<f64>; 4] {
+    RUBRIC_CRITERIA.map(|k| criterion(raw, k))
+}
+
 /// Read a judge's answer (see the module docs). Never fails: unreadable answers score 0.
 pub fn parse_judge_answer(raw: &str) -> JudgeScore {
-    let values: Vec<Option<f64>> = RUBRIC_CRITERIA.iter().map(|k| criterion(raw, k)).collect();
+    let values = judge_criteria(raw);
     let found = values.iter().filter(|v| v.is_some()).count();
     let score = if found == 0 {
         0.0

@@ -1,9 +1,10 @@
 //! Training of policy-aligned moderation classifiers: GRPO-family RL with shaped rewards, SFT,
-//! checkpoints and logging, self-generated reasoning for SFT ([`self_reason`]), and the sigmoid
-//! scaling-law fit of RL runs ([`scaling`]).
+//! checkpoints and logging, self-generated reasoning for SFT ([`self_reason`]), grading given
+//! answers with the rewards ([`grade`]), and the sigmoid scaling-law fit of RL runs ([`scaling`]).
 pub mod advantage;
 pub mod checkpoint;
 pub mod config;
+pub mod grade;
 pub mod judge;
 pub mod label_rl;
 pub mod length_monitor;

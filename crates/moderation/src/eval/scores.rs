@@ -44,6 +44,10 @@ pub struct ScoredRow {
     /// Monte-Carlo samples behind the score, when sampled.
     #[serde(default)]
     pub n_samples: Option<usize>,
+    /// The model's answer (the first sample's reasoning and verdict), when generated and asked
+    /// for (`modrl eval --save-outputs`); `modrl grade` reads it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub output: Option<String>,
 }
 
 impl ScoredRow {
@@ -62,6 +66,7 @@ impl ScoredRow {
             failure: None,
             reasoning_words: None,
             n_samples: None,
+            output: None,
         }
     }
 
