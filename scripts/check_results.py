@@ -973,6 +973,72 @@ def check_gpu_engine(pc, ctx):
         pc.fail(None, 'no "A vs B tok/s (Rx)" numbers found')
 
 
+# --- judge-agreement.md: the summary recomputed from the graded answers -------------------------
+
+JUDGE_PAIRS = [("grounded", "grounded"), ("no_invented_facts", "grounded"), ("applies_policy", "category")]
+
+
+def judge_summary(rows):
+    """summary.json of `modrl grade` recomputed from its graded.jsonl (crates/train/src/grade.rs)."""
+    n = max(len(rows), 1)
+    means = {}
+    for r in rows:
+        for k, v in r["rewards"].items():
+            means[k] = means.get(k, 0.0) + v
+    judged = [r["judge"] for r in rows if r.get("judge")]
+    both = []
+    for r in rows:
+        j, rules = r.get("judge"), r.get("rules")
+        if j and rules:
+            app = [v for v in rules.values() if v is not None]
+            if app:
+                both.append((j["score"], sum(app) / len(app)))
+
+    def pearson(xy):
+        if len(xy) < 2:
+            return None
+        mx = sum(x for x, _ in xy) / len(xy)
+        my = sum(y for _, y in xy) / len(xy)
+        sxy = sum((x - mx) * (y - my) for x, y in xy)
+        sxx = sum((x - mx) ** 2 for x, _ in xy)
+        syy = sum((y - my) ** 2 for _, y in xy)
+        return sxy / (sxx * syy) ** 0.5 if sxx > 0 and syy > 0 else None
+
+    pairs = []
+    for jk, rk in JUDGE_PAIRS:
+        obs = [(r["judge"]["criteria"].get(jk) >= 0.5, r["rules"][rk]) for r in rows
+               if r.get("judge") and r.get("rules") and r["judge"]["criteria"].get(jk) is not None
+               and r["rules"].get(rk) is not None]
+        k = len(obs)
+        rate = (lambda f: sum(1 for o in obs if f(o)) / k) if k else (lambda f: None)
+        agree, pj, pr = rate(lambda o: o[0] == o[1]), rate(lambda o: o[0]), rate(lambda o: o[1])
+        kappa = None
+        if k:
+            pe = pj * pr + (1 - pj) * (1 - pr)
+            kappa = (agree - pe) / (1 - pe) if pe < 1 - 1e-12 else None
+        pairs.append({"judge": jk, "rule": rk, "n": k, "agreement": agree, "kappa": kappa,
+                      "judge_pass_rate": pj, "rule_pass_rate": pr})
+    return {"answers": len(rows), "reward_means": {k: v / n for k, v in means.items()},
+            "rules_graded": sum(1 for r in rows if r.get("rules")), "judged": len(judged),
+            "judge_parsed_fraction": sum(1 for j in judged if j["parsed"]) / len(judged) if judged else None,
+            "score_correlation": pearson(both), "pairs": pairs}
+
+
+def check_judge(pc, ctx):
+    """docs/results/judge-agreement.md: summary.json recomputed from graded.jsonl, every graded
+    answer one of answers.jsonl's, and the page's numbers (claims) from summary.json."""
+    d = "judge-agreement"
+    rows = ctx.jsonl(f"{d}/graded.jsonl")
+    answers = {r["id"] for r in ctx.jsonl(f"{d}/answers.jsonl")}
+    if {r["id"] for r in rows} != answers:
+        pc.fail(None, f"{d}/graded.jsonl grades other answers than {d}/answers.jsonl holds")
+    ours, theirs = judge_summary(rows), L.read_json(ctx.path(f"{d}/summary.json"))
+    for key, a, b in _leaves("summary", ours, theirs):
+        if not _close(a, b):
+            pc.fail(None, f"{d}/summary.json: {key} = {b}, recomputed from graded.jsonl {a}")
+    pc.sources.add(f"{d}/graded.jsonl")
+
+
 def check_ray_classify(pc, ctx):
     """bench/ray_classify.py's page: its table recomputed from the committed raw runs, and the
     scale-out arithmetic from the GPU rate it quotes."""
@@ -1148,6 +1214,23 @@ SCALING_CLAIMS = [
     Claim("Its validation curve jumps at step 10 ({:.3f}) and then creeps ({:.3f} at step 60)",
           log(f"{SC}/rl-kl0.5-fmt.points.jsonl", "pr_auc", step=10),
           log(f"{SC}/rl-kl0.5-fmt.points.jsonl", "pr_auc", step=60)),
+    # Model size: the 0.5B run of the same recipe.
+    Claim("{:.3f} at step 0 (135M: {:.3f}), {:.3f} at step 10 and {:.3f} at step 20, then {:.3f}-{:.3f} to step 60; "
+          "the 135M run of the same recipe was at {:.3f} at step 60",
+          log(f"{SC}/rl-kl0.5-fmt-qwen05b.points.jsonl", "pr_auc", step=0),
+          log(f"{SC}/rl-kl0.5-fmt.points.jsonl", "pr_auc", step=0),
+          *[log(f"{SC}/rl-kl0.5-fmt-qwen05b.points.jsonl", "pr_auc", step=k) for k in (10, 20)],
+          log(f"{SC}/rl-kl0.5-fmt-qwen05b.points.jsonl", "pr_auc", step=50),
+          log(f"{SC}/rl-kl0.5-fmt-qwen05b.points.jsonl", "pr_auc", step=30),
+          log(f"{SC}/rl-kl0.5-fmt.points.jsonl", "pr_auc", step=60)),
+    Claim("The sigmoid fit puts the asymptote at {:.3f} [{:.3f}, {:.3f}], against {:.3f} [{:.3f}, {:.3f}] for the 135M",
+          *[js(f"{SC}/{r}.fit.json", k) for r in ("rl-kl0.5-fmt-qwen05b", "rl-kl0.5") for k in ("a", "ci_a[0]", "ci_a[1]")]),
+    Claim("B runs into its bound ({:.2f} [{:.2f}, {:.2f}])",
+          *[js(f"{SC}/rl-kl0.5-fmt-qwen05b.fit.json", k) for k in ("b", "ci_b[0]", "ci_b[1]")]),
+    Claim("The slight fall after step 20 ({:.3f} to {:.3f})",
+          log(f"{SC}/rl-kl0.5-fmt-qwen05b.points.jsonl", "pr_auc", step=20),
+          log(f"{SC}/rl-kl0.5-fmt-qwen05b.points.jsonl", "pr_auc", step=40)),
+    Claim("at equal FLOPs its step 10 ({:.3f})", log(f"{SC}/rl-kl0.5-fmt-qwen05b.points.jsonl", "pr_auc", step=10)),
 ]
 
 PAGES = {
@@ -1155,6 +1238,14 @@ PAGES = {
     "rl-diagnosis.md": RL_DIAGNOSIS,
     "rl-vs-sft.md": Page(data=["rl-vs-sft"], tables=rl_vs_sft_tables, known=rl_vs_sft_known, claims=[
         Claim("- In distribution: {:.3f} PR-AUC,", ev(f"{OFF}/sft-rl-long", "pr_auc")),
+        # The larger model's rows (a bumped digit can collide with another row's PR-AUC).
+        Claim("on the same 960 labels reaches {:.3f} PR-AUC in distribution", ev(f"{OFF}/rl-kl-fmt-qwen05b", "pr_auc")),
+        Claim("{:.3f} PR-AUC against the 135M model's {:.3f}", ev(f"{OFF}/zero-shot-qwen05b", "pr_auc"),
+              ev(f"{OFF}/zero-shot", "pr_auc")),
+        Claim("**Out of distribution (HateXplain)**: {:.3f} [", ev(f"{OFF}-ood/rl-kl-fmt-qwen05b", "pr_auc")),
+        Claim("flagging {:.1f} % of benign tweets in distribution where the 135M RL row flags {:.1f} %",
+              scaled(ev(f"{OFF}/rl-kl-fmt-qwen05b", "false_flag_rate"), 100),
+              scaled(ev(f"{OFF}/rl-kl-fmt", "false_flag_rate"), 100)),
         Claim("the mean P(violating) fell from {:.3f} at step 1 to {:.3f} at step 4 and {:.3f} from step 10 on",
               log(f"{OFF}/rl/run-metrics.jsonl", "label/p_violating_mean", step=1),
               log(f"{OFF}/rl/run-metrics.jsonl", "label/p_violating_mean", step=4),

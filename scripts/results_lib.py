@@ -421,6 +421,7 @@ SCALING_RUNS = [  # (run folder name, what it is)
     ("rl-steps", "RL only (base model), lr 2e-4, 60-step schedule (stopped at 10: collapsed)"),
     ("rl-kl0.5", "RL only + KL to the base (beta 0.5), lr 2e-4, 60 steps"),
     ("rl-kl0.5-fmt", "RL only + KL (beta 0.5) + format term, lr 2e-4, 60 steps"),
+    ("rl-kl0.5-fmt-qwen05b", "the same recipe on Qwen2.5-Coder-0.5B-Instruct (model size)"),
     ("g2", "SFT then RL, sampled, G = 2 (stopped at 10: collapsed)"),
     ("g4", "SFT then RL, sampled, G = 4"),
     ("g8", "SFT then RL, sampled, G = 8"),

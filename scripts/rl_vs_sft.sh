@@ -15,7 +15,9 @@
 # term: the recipe overlay configs/runs/recipes/rl-kl-fmt.toml). Tasks with an out-of-distribution set (offensive: HateXplain) also
 # score every row there at the row's in-distribution threshold (ROW/test-ood).
 # Environment: B (binary, default target/release/modrl), LIMIT (default 400), VAL_LIMIT (100), RUNS (runs/rl-vs-sft), ROWS (default
-# "sft rl sft-rl"), SETS (extra --set overrides for every training run, space separated).
+# "sft rl sft-rl"), SETS (extra --set overrides for every training run, space separated), MODEL (an
+# HF model directory every row is trained from and scored with instead of the default model; with
+# its own RUNS and without COMMIT: scripts/second_model.sh runs the 0.5B model this way).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 TASK=${1:?usage: scripts/rl_vs_sft.sh TASK [N ...]}
@@ -23,7 +25,7 @@ shift
 LABELS=("$@")
 [ ${#LABELS[@]} -gt 0 ] || LABELS=(1000)
 B=${B:-target/release/modrl}
-M=models/smollm2-135m-instruct
+M=${MODEL:-models/smollm2-135m-instruct}
 C=configs/runs/rl-vs-sft/$TASK.toml
 LIMIT=${LIMIT:-400}
 VAL_LIMIT=${VAL_LIMIT:-100}
@@ -86,7 +88,7 @@ train() { # NAME N extra-set...
   [ -d "$dir/checkpoints" ] && resume=(--resume)
   mkdir -p "$(dirname "$dir")"
   log "train $name n=$n"
-  $B train --config "$C" --out "$dir" --set "data.max_train_examples=$n" "${sets[@]}" "$@" "${resume[@]}" \
+  $B train --config "$C" --out "$dir" --set "model.path=\"$M\"" --set "data.max_train_examples=$n" "${sets[@]}" "$@" "${resume[@]}" \
     > "$dir.log" 2>&1 || { mkdir -p "$dir"; cat "$dir.log" >&2; exit 1; }
 }
 

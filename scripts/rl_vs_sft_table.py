@@ -20,7 +20,8 @@ import sys
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from results_lib import average_precision, roc_auc  # noqa: E402  (shared with check_results.py)
 
-ROW_ORDER = ["zero-shot", "tfidf", "sft", "sft-more", "rl", "rl-kl", "rl-kl-fmt", "sft-rl", "sft-rl-long",
+ROW_ORDER = ["zero-shot", "zero-shot-qwen05b", "tfidf", "sft", "sft-more", "rl", "rl-kl", "rl-kl-fmt",
+             "rl-kl-fmt-qwen05b", "sft-rl", "sft-rl-long",
              "star-sft", "star-sft-vt", "star-sft-rl", "star-sft-rl-vt", "sft-more-v1", "rl-v1", "sft-rl-v1"]
 class DataError(Exception):
     """The committed files disagree with each other (metrics.json vs scores.jsonl, test ids)."""
@@ -28,12 +29,14 @@ class DataError(Exception):
 
 ROW_NAMES = {
     "zero-shot": "zero-shot",
+    "zero-shot-qwen05b": "zero-shot, Qwen2.5-Coder-0.5B-Instruct",
     "tfidf": "TF-IDF + logistic regression",
     "sft": "SFT only (verdict-only)",
     "sft-more": "SFT then more SFT (compute-matched control)",
     "rl": "RL only (label-token)",
     "rl-kl": "RL only + KL to the base (beta 0.5), 60 steps at lr 2e-4",
     "rl-kl-fmt": "RL only + KL (beta 0.5) + format term, 60 steps at lr 2e-4",
+    "rl-kl-fmt-qwen05b": "RL only + KL + format term (the same recipe), Qwen2.5-Coder-0.5B-Instruct",
     "sft-rl": "SFT then RL (label-token)",
     "sft-rl-long": "SFT then RL, 120 steps at lr 1e-4 (scaling study)",
     "star-sft": "self-generated-reasoning SFT, scored reasoned",
@@ -79,11 +82,12 @@ def load_rows(task_dir):
         # sft-rl-n240); vs-sft-nN.json with SFT only at N labels (another count).
         suffix = name[len(name.split("-n")[0]):]
         paired = {}
-        for base in ("sft", "zero-shot", "sft-more", "tfidf", "sft-rl", "rl", "star-sft", "star-sft-vt"):
+        for base in ("sft", "zero-shot", "zero-shot-qwen05b", "sft-more", "tfidf", "sft-rl", "rl", "rl-kl-fmt",
+                     "star-sft", "star-sft-vt"):
             p = os.path.join(d, f"vs-{base}.json")
             if os.path.isfile(p):
                 with open(p) as f:
-                    paired[base if base == "zero-shot" else base + suffix] = json.load(f)
+                    paired[base if base.startswith("zero-shot") else base + suffix] = json.load(f)
         for f_ in sorted(os.listdir(d)):
             if f_.startswith("vs-sft-n") and f_.endswith(".json"):
                 with open(os.path.join(d, f_)) as f:
