@@ -1236,7 +1236,11 @@ SCALING_CLAIMS = [
 PAGES = {
     "quickstart.md": QUICKSTART,
     "rl-diagnosis.md": RL_DIAGNOSIS,
-    "rl-vs-sft.md": Page(data=["rl-vs-sft"], tables=rl_vs_sft_tables, known=rl_vs_sft_known, claims=[
+    "rl-vs-sft.md": Page(data=["rl-vs-sft"], tables=rl_vs_sft_tables, known=rl_vs_sft_known, not_checked=[
+        ("on the first 500 alone it was +0.031 [+0.001, +0.060]",
+         "the previous version of this page: the star rows on the first 500 test tweets, committed at "
+         "0c4b2fa in docs/results/rl-vs-sft/offensive-star/ (since replaced by the 1000-tweet rows)"),
+    ], claims=[
         Claim("- In distribution: {:.3f} PR-AUC,", ev(f"{OFF}/sft-rl-long", "pr_auc")),
         # The larger model's rows (a bumped digit can collide with another row's PR-AUC).
         Claim("on the same 960 labels reaches {:.3f} PR-AUC in distribution", ev(f"{OFF}/rl-kl-fmt-qwen05b", "pr_auc")),

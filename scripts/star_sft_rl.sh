@@ -11,11 +11,12 @@
 #      verdict-token beside it (ROW/test-vt); the out-of-distribution set at the row's threshold.
 #   5. Paired comparisons on the same items against SFT only, SFT then label-token RL and
 #      zero-shot at N labels (their scores restricted to the star rows' items), and each other.
-# Finished steps are kept (re-running resumes). One job at a time. COMMIT=1 copies the small files
-# behind the page to docs/results/rl-vs-sft/TASK-star/ROW-nN (with the baselines on the same items)
-# and, out of distribution, to TASK-ood/ROW-nN beside the study's rows on the same posts.
-# Reasoned scoring generates an answer per item (~30 items a minute on 2 cores): LIMIT=500 keeps a
-# run near an hour and a half (OOD_LIMIT=0 skips out-of-distribution scoring).
+# Finished steps are kept (re-running resumes; a larger LIMIT scores the items not yet scored
+# once the row's metrics.json is removed). One job at a time. COMMIT=1 copies the small files
+# behind the page to docs/results/rl-vs-sft/TASK/ROW-nN beside the study's rows (it refuses unless
+# the rows hold exactly the study's test items) and, out of distribution, to TASK-ood/ROW-nN.
+# Reasoned scoring generates an answer per item (~30-50 items a minute on 2 cores): the 1000 test
+# tweets take about half an hour per row (OOD_LIMIT=0 skips out-of-distribution scoring).
 # Environment: B (binary), LIMIT (1000), VAL_LIMIT (100), OOD_LIMIT (200), K (4), T (0.7),
 # MAX_NEW (96), RUNS (runs/rl-vs-sft).
 set -euo pipefail
@@ -156,48 +157,45 @@ if [ -n "$OOD" ] && [ "$OOD_LIMIT" -gt 0 ]; then
 fi
 
 if [ "${COMMIT:-0}" = 1 ]; then
-  # One folder of its own (the study's task folders hold rows on all 1000 test items).
-  dest=docs/results/rl-vs-sft/$TASK-star
+  # Into the study's task folder beside its rows, which hold every test item: the star rows must
+  # have been scored on exactly the same items (LIMIT as large as the study's).
+  dest=docs/results/rl-vs-sft/$TASK
+  .venv/bin/python - "$dest/zero-shot/scores.jsonl" "$dir/star-sft/test/scores.jsonl" "$dir/star-sft-rl/test/scores.jsonl" <<'PY' || exit 1
+import json, sys
+ids = lambda p: sorted(json.loads(l)["id"] for l in open(p) if l.strip())
+want = ids(sys.argv[1])
+for p in sys.argv[2:]:
+    if ids(p) != want:
+        sys.exit(f"star_sft_rl.sh: {p} holds {len(ids(p))} test items, not the {len(want)} of {sys.argv[1]}: "
+                 f"score with LIMIT={len(want)} before COMMIT=1")
+PY
   copy_eval() { # SRC DEST
     mkdir -p "$2"
     for f in scores.jsonl val_scores.jsonl metrics.json; do [ -f "$1/$f" ] && cp "$1/$f" "$2/"; done
   }
-  for row in zero-shot sft sft-rl rl-kl-fmt; do
-    name=$row-n$N; [ "$row" = zero-shot ] && name=zero-shot
-    [ -f "$sub/$row/metrics.json" ] && copy_eval "$sub/$row" "$dest/$name"
-  done
-  for row in star-sft star-sft-rl; do
-    for t in test test-vt; do
-      name=$row-n$N; [ "$t" = test-vt ] && name=$row-vt-n$N
-      [ -f "$dir/$row/$t/metrics.json" ] || continue
-      copy_eval "$dir/$row/$t" "$dest/$name"
-      for c in "$dir/$row/$t"-vs-*/compare.json; do
-        [ -f "$c" ] || continue
-        case $c in *-ood/compare.json) continue ;; esac
-        v=$(basename "$(dirname "$c")"); v=${v#"$t"-}
-        # The naming rule of the study's folders: vs-ROW names the row at the same N.
-        [ "$t" = test-vt ] && [ "$v" = vs-star-sft ] && v=vs-star-sft-vt
-        cp "$c" "$dest/$name/$v.json"
+  for suf in "" -ood; do
+    [ "$suf" = -ood ] && [ ${#ood_rows[@]} -eq 0 ] && continue
+    for row in star-sft star-sft-rl; do
+      for t in test test-vt; do
+        name=$row-n$N; [ "$t" = test-vt ] && name=$row-vt-n$N
+        [ -f "$dir/$row/$t$suf/metrics.json" ] || continue
+        copy_eval "$dir/$row/$t$suf" "$dest$suf/$name"
+        for c in "$dir/$row/$t"-vs-*/compare.json; do
+          [ -f "$c" ] || continue
+          v=$(basename "$(dirname "$c")"); v=${v#"$t"-}
+          case $v in *-ood) [ "$suf" = -ood ] || continue; v=${v%-ood} ;; *) [ "$suf" = -ood ] && continue ;; esac
+          # The naming rule of the study's folders: vs-ROW names the row at the same N.
+          [ "$t" = test-vt ] && [ "$v" = vs-star-sft ] && v=vs-star-sft-vt
+          cp "$c" "$dest$suf/$name/$v.json"
+        done
       done
-    done
-    for f in metrics.jsonl config.toml; do
-      [ -f "$dir/$row/$f" ] && cp "$dir/$row/$f" "$dest/$row-n$N/run-$f"
+      if [ -z "$suf" ]; then
+        for f in metrics.jsonl config.toml; do
+          [ -f "$dir/$row/$f" ] && cp "$dir/$row/$f" "$dest/$row-n$N/run-$f"
+        done
+      fi
     done
   done
   cp "$star/self-reason.stats.json" "$dest/star-sft-n$N/self-reason.stats.json"
-  # Out of distribution: beside the study's rows in TASK-ood/ (the same posts).
-  for row in "${ood_rows[@]}"; do
-    for t in test test-vt; do
-      name=$row-n$N; [ "$t" = test-vt ] && name=$row-vt-n$N
-      [ -f "$dir/$row/$t-ood/metrics.json" ] || continue
-      copy_eval "$dir/$row/$t-ood" "docs/results/rl-vs-sft/$TASK-ood/$name"
-      for c in "$dir/$row/$t"-vs-*-ood/compare.json; do
-        [ -f "$c" ] || continue
-        v=$(basename "$(dirname "$c")"); v=${v#"$t"-}; v=${v%-ood}
-        [ "$t" = test-vt ] && [ "$v" = vs-star-sft ] && v=vs-star-sft-vt
-        cp "$c" "docs/results/rl-vs-sft/$TASK-ood/$name/$v.json"
-      done
-    done
-  done
-  log "copied to $dest"
+  log "copied to $dest and $dest-ood"
 fi
