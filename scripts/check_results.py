@@ -975,6 +975,8 @@ def check_gpu_engine(pc, ctx):
 
 # --- judge-agreement.md: the summary recomputed from the graded answers -------------------------
 
+JS, JG = "judge-agreement/summary.json", "judge-agreement/graded.jsonl"
+
 JUDGE_PAIRS = [("grounded", "grounded"), ("no_invented_facts", "grounded"), ("applies_policy", "category")]
 
 
@@ -1034,7 +1036,7 @@ def check_judge(pc, ctx):
         pc.fail(None, f"{d}/graded.jsonl grades other answers than {d}/answers.jsonl holds")
     ours, theirs = judge_summary(rows), L.read_json(ctx.path(f"{d}/summary.json"))
     for key, a, b in _leaves("summary", ours, theirs):
-        if not _close(a, b):
+        if not (a == b if isinstance(a, str) or isinstance(b, str) else _close(a, b)):
             pc.fail(None, f"{d}/summary.json: {key} = {b}, recomputed from graded.jsonl {a}")
     pc.sources.add(f"{d}/graded.jsonl")
 
@@ -1292,6 +1294,30 @@ PAGES = {
               ev(f"{OFF}-ood/sft-rl-n3840", "pr_auc"),
               *[cmp(f"{OFF}-ood/sft-n3840/scores.jsonl", f"{OFF}-ood/sft-rl-n3840/scores.jsonl", k,
                     committed=f"{OFF}-ood/sft-rl-n3840/vs-sft.json") for k in ("pr_auc.diff", "pr_auc.ci[0]", "pr_auc.ci[1]")]),
+    ]),
+    "judge-agreement.md": Page(check=check_judge, note="summary.json recomputed from judge-agreement/graded.jsonl", claims=[
+        Claim("{} of {} judged answers parsed, `judge_parsed_fraction` {:.3f}",
+              js(JS, "judged"), js(JS, "judged"), js(JS, "judge_parsed_fraction")),
+        Claim("the correlation of the judge's score with the deterministic rubric's is {:.3f}",
+              js(JS, "score_correlation")),
+        Claim("(agreement {:.3f}, kappa {:.3f})", js(JS, "pairs[0].agreement"), js(JS, "pairs[0].kappa")),
+        Claim("on the {} answers that quote something: the judge passes {:.3f} of them, the rules {:.3f}; "
+              "agreement {:.3f}, kappa {:.3f}", js(JS, "pairs[0].n"), js(JS, "pairs[0].judge_pass_rate"),
+              js(JS, "pairs[0].rule_pass_rate"), js(JS, "pairs[0].agreement"), js(JS, "pairs[0].kappa")),
+        Claim("the same {}: the judge passes {:.3f}, the rules {:.3f}; agreement {:.3f}", js(JS, "pairs[1].n"),
+              js(JS, "pairs[1].judge_pass_rate"), js(JS, "pairs[1].rule_pass_rate"), js(JS, "pairs[1].agreement")),
+        Claim("on {} answers: the judge passes {:.3f}, the rules {:.3f}; agreement {:.3f}, kappa {:.3f}",
+              js(JS, "pairs[2].n"), js(JS, "pairs[2].judge_pass_rate"), js(JS, "pairs[2].rule_pass_rate"),
+              js(JS, "pairs[2].agreement"), js(JS, "pairs[2].kappa")),
+        Claim("{:.3f} over the {} answers; the rules' `rubric_rules` {:.3f}", js(JS, "reward_means.rubric"),
+              js(JS, "answers"), js(JS, "reward_means.rubric_rules")),
+        Claim("accuracy reward {:.3f} on these", js(JS, "reward_means.accuracy")),
+        Claim("said \"no invented facts\" for {} answer in {}",
+              count_rows(JG, lambda r: bool(r.get("judge")) and r["judge"]["criteria"]["no_invented_facts"] >= 0.5),
+              js(JS, "judged")),
+        Claim("only {} of {} name the policy's category, {} quote anything",
+              count_rows(JG, lambda r: bool(r.get("rules")) and r["rules"]["category"] is True),
+              js(JS, "rules_graded"), js(JS, "pairs[0].n")),
     ]),
     "bench-engine.md": Page(check=check_bench_engine, note=BENCH_NOTE),
     "bench-grpo.md": Page(check=check_bench_grpo, note=BENCH_NOTE),
