@@ -26,6 +26,10 @@ LABELS=("$@")
 [ ${#LABELS[@]} -gt 0 ] || LABELS=(1000)
 B=${B:-target/release/modrl}
 M=${MODEL:-models/smollm2-135m-instruct}
+if [ -n "${MODEL:-}" ] && [ "${COMMIT:-0}" = 1 ]; then
+  echo "rl_vs_sft.sh: COMMIT=1 with MODEL would copy its rows over the default model's in docs/results; commit them with scripts/second_model.sh" >&2
+  exit 2
+fi
 C=configs/runs/rl-vs-sft/$TASK.toml
 LIMIT=${LIMIT:-400}
 VAL_LIMIT=${VAL_LIMIT:-100}
