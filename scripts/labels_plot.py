@@ -3,7 +3,7 @@
 against the number of training labels, one line per recipe, from the committed metrics.json of
 each row (docs/results/rl-vs-sft/offensive/ROW[-nN]/).
 
-    .venv/bin/python scripts/labels_plot.py [--task offensive] [--out docs/results/rl-vs-sft/offensive-labels.svg]
+    .venv/bin/python scripts/labels_plot.py [--task offensive] [--out docs/results/rl-vs-sft-offensive-labels.svg]
 
 A small hand-written SVG (no plotting library is in the venv; the project's SVG writer is the
 Rust crate's, which this script does not link).
@@ -40,7 +40,7 @@ def main():
     ap.add_argument("--out")
     a = ap.parse_args()
     task_dir = os.path.join(HERE, "..", "docs", "results", "rl-vs-sft", a.task)
-    out = a.out or os.path.join(HERE, "..", "docs", "results", "rl-vs-sft", f"{a.task}-labels.svg")
+    out = a.out or os.path.join(HERE, "..", "docs", "results", f"rl-vs-sft-{a.task}-labels.svg")
     data = {row: [(n, metrics(task_dir, row, n)) for n in COUNTS] for row, _, _ in SERIES}
     data = {r: [(n, v) for n, v in pts if v] for r, pts in data.items()}
     vals = [x for pts in data.values() for _, v in pts for x in v]
