@@ -309,8 +309,15 @@ pub fn render_svg(panels: &[Panel], opts: &PlotOptions) -> String {
         })
         .collect();
     let smoothing = opts.smoothing.clamp(0.0, 0.999_999);
-    let note =
-        (smoothing > 0.0).then(|| format!("EMA smoothing {smoothing:.2} (raw values faint)"));
+    // Only series longer than MARKER_MAX_POINTS are smoothed: no note when none is.
+    let smoothed_any = panels.iter().any(|p| {
+        p.series
+            .iter()
+            .flatten()
+            .any(|s| s.points.len() > MARKER_MAX_POINTS)
+    });
+    let note = (smoothing > 0.0 && smoothed_any)
+        .then(|| format!("EMA smoothing {smoothing:.2} (raw values faint)"));
     // Lay out legend entries in rows, centred.
     let entry_w = |s: &str| 30.0 + text_width(s, 12.0) + 18.0;
     let mut legend_rows: Vec<Vec<(usize, &str)>> = Vec::new();
@@ -665,6 +672,28 @@ mod tests {
         assert_eq!(svg.matches(r#"stroke-opacity="0.3""#).count(), 3 * 2);
         // eval/f1 has 5 resp. 4 points: drawn with markers.
         assert_eq!(svg.matches("<circle").count(), 5 + 4);
+        assert!(svg.contains("EMA smoothing 0.60"));
+        // Runs of at most MARKER_MAX_POINTS steps are drawn raw: no smoothing note then.
+        let short = dir.path().join("short");
+        write_run(&short, MARKER_MAX_POINTS as u64, false);
+        let out_short = dir.path().join("cmp/short.svg");
+        let opts = PlotOptions {
+            smoothing: 0.6,
+            ..Default::default()
+        };
+        plot_metrics(
+            &[("short", short.join(METRICS_FILE))],
+            &["reward"],
+            &out_short,
+            &opts,
+        )
+        .unwrap();
+        let svg_short = std::fs::read_to_string(&out_short).unwrap();
+        assert!(
+            !svg_short.contains("EMA smoothing"),
+            "a raw-only figure claims smoothing"
+        );
+        assert!(!svg_short.contains(r#"stroke-opacity="0.3""#));
         if let Some(keep) = std::env::var_os("MODRL_KEEP_PLOTS") {
             std::fs::copy(&out, Path::new(&keep).join("compare.svg")).unwrap();
         }
