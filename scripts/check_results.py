@@ -1071,6 +1071,21 @@ def _modrl_binary():
     return None
 
 
+def check_lines(pc, lines, where):
+    """Each line (a table row the data prints) must stand verbatim on the page; a missing one fails
+    with the nearest page row and the cells that differ."""
+    page_lines = {}
+    for m in re.finditer(r"^.*$", pc.text, re.M):
+        page_lines.setdefault(m.group(0), []).append(m.start())
+    for line in lines:
+        i = pc.text.find(line)
+        if i < 0:
+            pc.fail(*_row_diff(line, page_lines, where))
+            continue
+        pc.checked += len(re.findall(DEC, line))
+        pc.covered.append((i, i + len(line)))
+
+
 def check_scaling(pc, ctx):
     """docs/results/scaling.md: its two tables regenerated from the committed points and fits
     (scaling/offensive/NAME.points.jsonl, NAME.fit.json); each points file's PR-AUC rows checked
@@ -1078,16 +1093,8 @@ def check_scaling(pc, ctx):
     every fit.json recomputed by `modrl scaling fit` from its points."""
     folder = ctx.path("scaling/offensive")
     pc.sources.add("scaling/offensive/*.points.jsonl, *.fit.json")
-    page_lines = {}
-    for m in re.finditer(r"^.*$", pc.text, re.M):
-        page_lines.setdefault(m.group(0), []).append(m.start())
-    for line in L.scaling_curve_table(folder)[2:] + L.scaling_fit_table(folder)[2:]:
-        i = pc.text.find(line)
-        if i < 0:
-            pc.fail(*_row_diff(line, page_lines, "scaling/offensive"))
-            continue
-        pc.checked += len(re.findall(DEC, line))
-        pc.covered.append((i, i + len(line)))
+    check_lines(pc, L.scaling_curve_table(folder)[2:] + L.scaling_fit_table(folder)[2:]
+                + L.scaling_labels_table(folder)[2:], "scaling/offensive")
     for name, _ in L.SCALING_RUNS:
         pts_path = os.path.join(folder, f"{name}.points.jsonl")
         if not os.path.exists(pts_path):
@@ -1126,11 +1133,132 @@ def check_scaling(pc, ctx):
             pc.sources.add("modrl scaling fit (refit)")
 
 
+def check_reward_shaping(pc, ctx):
+    """docs/results/reward-shaping.md: its table of window means regenerated from each arm's
+    committed metrics.jsonl (reward-shaping/ARM/), found verbatim on the page."""
+    folder = ctx.path("reward-shaping")
+    pc.sources.add("reward-shaping/*/metrics.jsonl")
+    table = L.shaping_table(folder)
+    if not table:
+        pc.fail(None, "reward-shaping/: no arm's metrics.jsonl")
+    check_lines(pc, table, "reward-shaping")
+
+
+RS_DIR = "reward-shaping"
+
+
+def window(arm, key, lo, hi):
+    """Mean of `key` over RL steps lo..hi of an arm's committed metrics.jsonl (reward-shaping/ARM)."""
+    path = f"{RS_DIR}/{arm}/metrics.jsonl"
+    return Ref(lambda ctx: statistics.mean(r[key] for r in ctx.jsonl(path) if lo <= r["step"] <= hi and key in r), path)
+
+
+def shaping_cmp(a, b, key):
+    """Paired comparison B - A of two rows of the reward-shaping page on the same test tweets."""
+    pa = f"{RS_DIR}/start/scores.jsonl" if a == "start" else f"{RS_DIR}/{a}/test/scores.jsonl"
+    return cmp(pa, f"{RS_DIR}/{b}/test/scores.jsonl", key, committed=f"{RS_DIR}/{b}/test/vs-{a}.json")
+
+
+def shaping_ends(arm, key):
+    return window(arm, key, 1, 5), window(arm, key, 36, 40)
+
+
+def failures(row):
+    """Greedy answers of a row without a parseable verdict (every kind of format failure)."""
+    path = f"{row}/metrics.json"
+    return Ref(lambda ctx: sum(L.read_json(ctx.path(path)).get("failure_counts", {}).values()), path)
+
+
+def shaping_row(name, row, vs_start):
+    rf = f"{RS_DIR}/{row}"
+    tail = " | {:+.3f} [{:+.3f}, {:+.3f}] |" if vs_start else " | |"
+    refs = [ev(rf, k) for k in ("pr_auc", "pr_auc_ci[0]", "pr_auc_ci[1]", "prevalence", "roc_auc", "f1",
+                                "f1_flag_all", "false_flag_rate")] + [failures(rf)]
+    if vs_start:
+        arm = row.split("/")[0]
+        refs += [shaping_cmp("start", arm, k) for k in ("pr_auc.diff", "pr_auc.ci[0]", "pr_auc.ci[1]")]
+    return Claim(f"| {name} | " + "{:.3f} [{:.3f}, {:.3f}] | {:.3f} | {:.3f} | {:.3f} ({:.3f}) | {:.3f} | {:d}" + tail,
+                 *refs)
+
+
+VERDICT_RX = re.compile(r'\{"label": "(\w+)".*"probability": ([0-9.]+)')
+
+
+def logged(arm, what, first_step):
+    """Logged answers of an arm (reward-shaping/ARM/completions.jsonl) from `first_step` on:
+    "all", "no_verdict" (no verdict line with a probability), or "disagree" (label and stated
+    probability on opposite sides of 0.5)."""
+    def pred(r):
+        if r["step"] < first_step:
+            return False
+        m = VERDICT_RX.search(r["completion"])
+        if what == "no_verdict":
+            return m is None
+        if what == "disagree":
+            return m is not None and (m.group(1) == "violating") != (float(m.group(2)) >= 0.5)
+        return True
+    return count_rows(f"{RS_DIR}/{arm}/completions.jsonl", pred)
+
+
+SHAPING_CLAIMS = [
+    Claim("`completions.jsonl`), {:d} of {:d} in `shaped` state a probability on the wrong side of 0.5 for\n"
+          "their label and {:d} of {:d} have no verdict (cut at the budget), against {:d} and {:d} of {:d} in `acc`",
+          logged("shaped", "disagree", 21), logged("shaped", "all", 21), logged("shaped", "no_verdict", 21),
+          logged("shaped", "all", 21), logged("acc", "disagree", 21), logged("acc", "no_verdict", 21),
+          logged("acc", "all", 21)),
+    Claim("halves the reasoning ({:.1f} words per answer over the first five steps, {:.1f} over the last five)",
+          *shaping_ends("acc", "monitors/reasoning_words")),
+    Claim("while its reward rises ({:.2f} to {:.2f} over the same steps)", *shaping_ends("acc", "reward")),
+    Claim("keeps it ({:.1f} to {:.1f} words)", *shaping_ends("shaped", "monitors/reasoning_words")),
+    Claim("({:.2f} to {:.2f}, against {:.2f} to {:.2f})", *shaping_ends("shaped", "rewards/accuracy/mean"),
+          *shaping_ends("acc", "rewards/accuracy/mean")),
+    Claim("(finished\nanswers: {:.2f} to {:.2f}) and fewer broken answers (instruction hallucination {:.2f} to {:.2f})",
+          *shaping_ends("acc", "rewards/format/mean"), *shaping_ends("acc", "monitors/instruction_hallucination_rate")),
+    Claim("the rubric reward climbs ({:.2f} to {:.2f}) and broken answers stay near half ({:.2f} to\n{:.2f},",
+          *shaping_ends("shaped", "rewards/rubric_rules/mean"),
+          *shaping_ends("shaped", "monitors/instruction_hallucination_rate")),
+    Claim("both\nend at chance (PR-AUC {:.3f} and {:.3f} at prevalence {:.3f},",
+          ev(f"{RS_DIR}/acc/test", "pr_auc"), ev(f"{RS_DIR}/shaped/test", "pr_auc"), ev(f"{RS_DIR}/acc/test", "prevalence")),
+    Claim("nothing measurable on test ({:+.3f} [{:+.3f}, {:+.3f}])",
+          *[shaping_cmp("acc", "shaped", k) for k in ("pr_auc.diff", "pr_auc.ci[0]", "pr_auc.ci[1]")]),
+    Claim("({:d} kept,\n  {:.0f} words on average;", js("rl-vs-sft/offensive/star-sft-n240/self-reason.stats.json", "kept"),
+          js("rl-vs-sft/offensive/star-sft-n240/self-reason.stats.json", "mean_words_kept")),
+    Claim("its first RL batch\nwrote {:.1f} words per answer", log(f"{RS_DIR}/acc/metrics.jsonl", "monitors/reasoning_words", step=1)),
+    Claim("(the start's answers: {:.0f} words kept for SFT, {:.1f} in the first batch;",
+          js("rl-vs-sft/offensive/star-sft-n240/self-reason.stats.json", "mean_words_kept"),
+          log(f"{RS_DIR}/acc/metrics.jsonl", "monitors/reasoning_words", step=1)),
+    Claim("the words fall from {:.1f} at step 1 to {:.1f} over the last five steps",
+          log(f"{RS_DIR}/acc/metrics.jsonl", "monitors/reasoning_words", step=1), window("acc", "monitors/reasoning_words", 36, 40)),
+    Claim("the ratio stayed just above one half (lowest {:.3f})",
+          log(f"{RS_DIR}/acc/metrics.jsonl", "monitors/length_ratio", agg="min")),
+    Claim("(accuracy {:.2f} to {:.2f} over five-step windows) and instruction hallucination is {:.2f}",
+          window("rl-only", "rewards/accuracy/mean", 1, 5), window("rl-only", "rewards/accuracy/mean", 16, 20),
+          log(f"{RS_DIR}/rl-only/metrics.jsonl", "monitors/instruction_hallucination_rate", agg="min")),
+    Claim("Stopped after {:d} of its 40 steps", log(f"{RS_DIR}/rl-only/metrics.jsonl", "step", agg="max")),
+    shaping_row("start (`star-sft-n240`)", "start", False),
+    shaping_row("`acc`", "acc/test", True),
+    shaping_row("`shaped`", "shaped/test", True),
+    Claim("`shaped` against `acc` on the same tweets: {:+.3f} [{:+.3f}, {:+.3f}] PR-AUC, {:+.3f} [{:+.3f},\n  {:+.3f}] ROC-AUC",
+          *[shaping_cmp("acc", "shaped", k) for k in ("pr_auc.diff", "pr_auc.ci[0]", "pr_auc.ci[1]", "roc_auc.diff",
+                                                       "roc_auc.ci[0]", "roc_auc.ci[1]")]),
+    Claim("40 RL steps bring both arms to about\nchance, {:+.3f} over the start", shaping_cmp("start", "acc", "pr_auc.diff")),
+    Claim("Format failures (greedy answers without a parseable verdict, of {:d}): none for `acc`",
+          ev(f"{RS_DIR}/acc/test", "n")),
+    Claim("{:d} for `shaped` ({:d} without a verdict line, all cut at the 96-token\n  budget with the reasoning still open",
+          failures(f"{RS_DIR}/shaped/test"), ev(f"{RS_DIR}/shaped/test", "failure_counts.no_verdict")),
+    Claim("{:d} whose verdict line does not\n  parse)", ev(f"{RS_DIR}/shaped/test", "failure_counts.bad_json")),
+]
+
+
 BENCH_NOTE = ("benchmark: medians, ratios, totals and rates recomputed from the runs the page prints "
               "(raw timing files were not committed)")
 
 SC = "scaling/offensive"
 SCALING_CLAIMS = [
+    Claim("the\n  run on 120 labels (each seen 8 times) ends at {:.3f}, the one on 480 (twice) at {:.3f} and\n"
+          "  the one on 960 (once) at {:.3f}, and the curves cross on the way (at step 30: {:.3f}, {:.3f},\n  {:.3f})",
+          *[log(f"{SC}/{r}.points.jsonl", "pr_auc", step=60) for r in ("labels-120", "labels-480", "rl-kl0.5-fmt")],
+          *[log(f"{SC}/{r}.points.jsonl", "pr_auc", step=30) for r in ("labels-120", "labels-480", "rl-kl0.5-fmt")]),
     Claim("from the SFT adapter (validation PR-AUC {:.3f}) it rises to {:.3f} in 120 steps",
           log(f"{SC}/sft-rl-steps.points.jsonl", "pr_auc", step=0),
           log(f"{SC}/sft-rl-steps.points.jsonl", "pr_auc", step=120)),
@@ -1319,6 +1447,8 @@ PAGES = {
               count_rows(JG, lambda r: bool(r.get("rules")) and r["rules"]["category"] is True),
               js(JS, "rules_graded"), js(JS, "pairs[0].n")),
     ]),
+    "reward-shaping.md": Page(data=[RS_DIR], check=check_reward_shaping, claims=SHAPING_CLAIMS,
+                              note="table regenerated from reward-shaping/*/metrics.jsonl"),
     "bench-engine.md": Page(check=check_bench_engine, note=BENCH_NOTE),
     "bench-grpo.md": Page(check=check_bench_grpo, note=BENCH_NOTE),
     "classify-davidson.md": Page(check=check_classify, note=BENCH_NOTE),

@@ -422,6 +422,8 @@ SCALING_RUNS = [  # (run folder name, what it is)
     ("rl-kl0.5", "RL only + KL to the base (beta 0.5), lr 2e-4, 60 steps"),
     ("rl-kl0.5-fmt", "RL only + KL (beta 0.5) + format term, lr 2e-4, 60 steps"),
     ("rl-kl0.5-fmt-qwen05b", "the same recipe on Qwen2.5-Coder-0.5B-Instruct (model size)"),
+    ("labels-120", "the `rl-kl0.5-fmt` recipe on 120 labels (8 passes)"),
+    ("labels-480", "the `rl-kl0.5-fmt` recipe on 480 labels (2 passes)"),
     ("g2", "SFT then RL, sampled, G = 2 (stopped at 10: collapsed)"),
     ("g4", "SFT then RL, sampled, G = 4"),
     ("g8", "SFT then RL, sampled, G = 8"),
@@ -429,17 +431,38 @@ SCALING_RUNS = [  # (run folder name, what it is)
 ]
 
 
+def scaling_points(folder, runs):
+    """(run, its second field, points) for each run of `runs` with a NAME.points.jsonl in folder."""
+    for name, x in runs:
+        path = os.path.join(folder, f"{name}.points.jsonl")
+        if os.path.exists(path):
+            yield name, x, read_jsonl(path)
+
+
 def scaling_curve_table(folder):
     """Markdown lines: validation PR-AUC at every evaluation of every run (step 0 = the start)."""
     out = ["| run | what | validation PR-AUC at step 0, 10, 20, ... | rollout tokens at the end |",
            "|---|---|---|---:|"]
-    for name, what in SCALING_RUNS:
-        path = os.path.join(folder, f"{name}.points.jsonl")
-        if not os.path.exists(path):
-            continue
-        pts = read_jsonl(path)
+    for name, what, pts in scaling_points(folder, SCALING_RUNS):
         curve = " ".join(f"{p['pr_auc']:.3f}" for p in pts)
         out.append(f"| `{name}` | {what} | {curve} | {pts[-1]['rollout_tokens']} |")
+    return out
+
+
+LABEL_RUNS = [("labels-120", 120), ("labels-480", 480), ("rl-kl0.5-fmt", 960)]
+
+
+def scaling_labels_table(folder):
+    """Markdown lines: the labels axis (the same RL-only recipe and step budget on N labels):
+    validation PR-AUC at the start, after half the steps and at the end, from NAME.points.jsonl."""
+    out = ["| training labels | run | passes over the labels | validation PR-AUC at step 0 | at step 30 | at step 60 |",
+           "|---:|---|---:|---:|---:|---:|"]
+    for name, n, rows in scaling_points(folder, LABEL_RUNS):
+        pts = {p["step"]: p for p in rows}
+        last = max(pts)
+        passes = pts[last]["prompts"] / n
+        cell = lambda s: f"{pts[s]['pr_auc']:.3f}" if s in pts else "-"
+        out.append(f"| {n} | `{name}` | {passes:.2g} | {cell(0)} | {cell(30)} | {cell(60)} |")
     return out
 
 
@@ -463,4 +486,68 @@ def scaling_fit_table(folder):
         hold = f"{ho['mae']:.4f} ({ho['n_fit']} fit, {ho['n_pred']} predicted)" if ho else "-"
         out.append(f"| `{name}` | {f['n']} | {_ci(f, 'r0', '.3f')} | {_ci(f, 'a', '.3f')} | {_ci(f, 'b', '.2f')} | "
                    f"{_ci(f, 'c_mid', '.3g')} | {f['rmse']:.4f} | {hold} |")
+    return out
+
+
+# --- the reward-hacking study (docs/results/reward-shaping.md) -----------------------------------
+
+SHAPING_ARMS = [  # (run folder under reward-shaping/, what it is)
+    ("acc", "accuracy + format"),
+    ("shaped", "+ length band + rubric"),
+    ("rl-only", "RL only: accuracy + format"),
+]
+SHAPING_METRICS = [  # (metrics.jsonl key, row name, format)
+    ("monitors/reasoning_words", "reasoning words", ".1f"),
+    ("completions/mean_terminated_length", "tokens of finished answers", ".1f"),
+    ("completions/clipped_ratio", "cut at the token budget", ".2f"),
+    ("rewards/accuracy/mean", "accuracy reward", ".2f"),
+    ("rewards/format/mean", "format reward", ".2f"),
+    ("rewards/length/mean", "length reward (band)", ".2f"),
+    ("rewards/rubric_rules/mean", "rubric_rules reward", ".2f"),
+    ("monitors/instruction_hallucination_rate", "instruction hallucination", ".2f"),
+    ("factuality", "factuality hallucination (of quoting answers)", ".2f"),
+]
+
+
+def shaping_windows(rows, width):
+    """[(first step, last step, rows)] of consecutive windows of `width` steps."""
+    last = max(r["step"] for r in rows)
+    return [(lo, min(lo + width - 1, last), [r for r in rows if lo <= r["step"] < lo + width])
+            for lo in range(1, last + 1, width)]
+
+
+def shaping_value(rows, key, per_step):
+    """The window's mean of `key`; "factuality" pools the quoting answers of the window (each
+    step's rate times its quoting answers, over all of them), "-" when none quoted."""
+    if key == "factuality":
+        quoting = [r.get("monitors/quoting_rate", 0.0) * per_step for r in rows]
+        bad = sum(r.get("monitors/factuality_hallucination_rate", 0.0) * q for r, q in zip(rows, quoting))
+        return bad / sum(quoting) if sum(quoting) > 0 else None
+    vals = [r[key] for r in rows if key in r]
+    return sum(vals) / len(vals) if vals else None
+
+
+def shaping_table(folder, width=5):
+    """Markdown lines: every arm's monitors and rewards as means over windows of `width` RL steps,
+    from reward-shaping/ARM/metrics.jsonl (answers per step from the arm's config.toml)."""
+    import tomllib
+    arms = [(a, w) for a, w in SHAPING_ARMS if os.path.exists(os.path.join(folder, a, "metrics.jsonl"))]
+    if not arms:
+        return []
+    runs = {a: [r for r in read_jsonl(os.path.join(folder, a, "metrics.jsonl")) if r.get("stage") == "rl"]
+            for a, _ in arms}
+    wins = shaping_windows(runs[arms[0][0]], width)
+    out = ["| arm | per step, mean over steps | " + " | ".join(f"{lo}-{hi}" for lo, hi, _ in wins) + " |",
+           "|---|---|" + "---:|" * len(wins)]
+    for arm, what in arms:
+        with open(os.path.join(folder, arm, "config.toml"), "rb") as f:
+            rl = tomllib.load(f)["rl"]
+        per_step = rl["prompts_per_step"] * rl["num_generations"]
+        for key, name, spec in SHAPING_METRICS:
+            cells = []
+            for lo, hi, _ in wins:  # the first arm's windows; "-" past the end of a shorter run
+                rows = [r for r in runs[arm] if lo <= r["step"] <= hi]
+                v = shaping_value(rows, key, per_step) if rows else None
+                cells.append("-" if v is None else format(v, spec))
+            out.append(f"| `{arm}` ({what}) | {name} | " + " | ".join(cells) + " |")
     return out

@@ -4,7 +4,8 @@
 # docs/results/scaling/offensive). Writes per run NAME.points.jsonl (scripts/scaling_points.py),
 # NAME.metrics.jsonl, NAME.config.toml, and for runs with at least 6 evaluations NAME.fit.json
 # (`modrl scaling fit --x train_tokens --y pr_auc --json`, 1000 bootstrap resamples, hold-out half)
-# and NAME.svg; then prints the page's two tables (scripts/results_lib.py). A run of the 0.5B
+# and NAME.svg; then prints the page's three tables (scripts/results_lib.py; the third: the labels
+# axis, runs labels-N of scripts/scaling_study.sh beside rl-kl0.5-fmt at 960 labels). A run of the 0.5B
 # model (NAME-qwen05b, linked by scripts/second_model.sh) gets its tokenizer's prompt counts.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -54,4 +55,6 @@ import results_lib as L
 print("\n".join(L.scaling_curve_table(sys.argv[1])))
 print()
 print("\n".join(L.scaling_fit_table(sys.argv[1])))
+print()
+print("\n".join(L.scaling_labels_table(sys.argv[1])))
 PY

@@ -9,6 +9,8 @@
 #   rl-steps      RL from the base model (RL only), RL_STEPS steps at RL_LR
 #   rl-klB        rl-steps with the KL term rl.beta = B to the base model (e.g. rl-kl0.5), no format
 #                 term (rewards.format = 0); rl-klB-fmt: with the format term (rewards.format = 0.2)
+#   labels-N      the rl-kl0.5-fmt recipe on the first N balanced training labels (the labels axis;
+#                 same RL_STEPS, so fewer labels are revisited more often)
 #   sft-rl-steps-lr3e-4  sft-rl-steps at the study's lr 3e-4 over 160 steps (it collapses: kept as
 #                 the evidence for the lower STEPS_LR)
 #   g2 g4 g8 g16  RL from the SFT adapter, sampled estimator with G labels per prompt, G_STEPS steps
@@ -71,6 +73,13 @@ for r in "${RUNS[@]}"; do
     sft-rl-steps) train "$r" --set "model.adapter=\"$SFT\"" --set "rl.max_steps=$STEPS" \
         --set "rl.learning_rate=$STEPS_LR" ;;
     rl-steps) train "$r" --set "rl.max_steps=${RL_STEPS:-60}" --set "rl.learning_rate=${RL_LR:-2e-4}" ;;
+    labels-[0-9]*) n=${r#labels-}
+      # The labels axis: the RL-only recipe of rl-kl0.5-fmt (KL 0.5 + format 0.2, RL_STEPS steps at
+      # RL_LR from the base model) on the first N balanced training labels; the step budget is
+      # fixed, so fewer labels are seen more often (RL_STEPS x 16 prompts: 960 draws at 60 steps).
+      train "$r" --overlay configs/runs/recipes/rl-kl-fmt.toml --set "rl.max_steps=${RL_STEPS:-60}" \
+        --set "rl.learning_rate=${RL_LR:-2e-4}" --set rl.beta=0.5 --set rewards.format=0.2 \
+        --set "data.max_train_examples=$n" ;;
     rl-kl*) b=${r#rl-kl}; f=0
       case $b in *-fmt) b=${b%-fmt}; f=0.2 ;; esac
       # The recipe overlay (configs/runs/recipes/rl-kl-fmt.toml) with this run's beta and format.

@@ -164,17 +164,32 @@ class CheckResultsTest(unittest.TestCase):
         self.assertIn("0.912 [0.880, 0.940]", out)
         self.assertIn("matches no interval", out)
 
-    def test_changed_table_row_names_the_cell(self):
-        rel = "rl-vs-sft.md"
+    def bumped_cell(self, rel, pattern):
+        """Check page `rel` with the number of `pattern`'s group 1 bumped: (output, old, new); the
+        check must fail."""
         text = read(os.path.join(self.dir, rel))
-        m = re.search(r"^\| sft-rl \| sft \| ([+-]\d\.\d{3}) \|", text, re.M)
+        m = re.search(pattern, text, re.M)
         self.assertIsNotNone(m)
         new = bump(m.group(1))
         with self.edited(rel, text[:m.start(1)] + new + text[m.end(1):]):
             rc, out = self.check([rel])
         self.assertEqual(rc, 1, out)
+        return out, m.group(1), new
+
+    def test_changed_table_row_names_the_cell(self):
+        out, old, new = self.bumped_cell("rl-vs-sft.md", r"^\| sft-rl \| sft \| ([+-]\d\.\d{3}) \|")
         self.assertRegex(out, rf"FAIL  rl-vs-sft\.md.*sft-rl \| sft.*{re.escape(new)} on the page, "
-                              rf"{re.escape(m.group(1))} recomputed from rl-vs-sft/")
+                              rf"{re.escape(old)} recomputed from rl-vs-sft/")
+
+    def test_reward_shaping_table_and_logs_are_checked(self):
+        rel = "reward-shaping.md"
+        out, old, new = self.bumped_cell(rel, r"^\| `acc` \(accuracy \+ format\) \| reasoning words \| [\d.]+ \| ([\d.]+) \|")
+        self.assertIn(f"column 4: {new} on the page, {old} recomputed from reward-shaping", out)
+        # A changed training log (one step's reasoning words) no longer matches the page either.
+        rc, out = self.check_changed_data(rel, "reward-shaping/acc/metrics.jsonl",
+                                          r'"monitors/reasoning_words":\s*[0-9.e-]+', '"monitors/reasoning_words":99.0')
+        self.assertEqual(rc, 1, out)
+        self.assertIn("FAIL  reward-shaping.md", out)
 
     def test_changed_benchmark_ratio_fails(self):
         rel = "bench-engine.md"
@@ -188,16 +203,22 @@ class CheckResultsTest(unittest.TestCase):
         self.assertIn(f"FAIL  {rel}", out)
         self.assertIn(f"{new} on the page", out)
 
-    def test_changed_score_fails(self):
+    def check_changed_data(self, rel, data, pattern, repl):
+        """Check page `rel` on a fresh copy of docs/results whose file `data` has `pattern` replaced
+        by `repl` in its first line: (rc, output)."""
         with tempfile.TemporaryDirectory() as tmp:
             root = os.path.join(tmp, "results")
             shutil.copytree(RESULTS, root)
-            path = os.path.join(root, "quickstart", "eval", "scores.jsonl")
+            path = os.path.join(root, data)
             lines = read(path).splitlines(True)
-            lines[0] = re.sub(r'"score":\s*[0-9.e-]+', '"score":0.999', lines[0])
+            lines[0] = re.sub(pattern, repl, lines[0])
             with open(path, "w") as f:
                 f.writelines(lines)
-            rc, out = self.check(["quickstart.md"], root=root)
+            return self.check([rel], root=root)
+
+    def test_changed_score_fails(self):
+        rc, out = self.check_changed_data("quickstart.md", "quickstart/eval/scores.jsonl", r'"score":\s*[0-9.e-]+',
+                                          '"score":0.999')
         self.assertEqual(rc, 1, out)
         self.assertIn("FAIL  quickstart.md", out)
         self.assertIn("quickstart/eval/metrics.json: pr_auc is", out)

@@ -1,0 +1,144 @@
+#!/usr/bin/env bash
+# The reward-hacking study of docs/results/reward-shaping.md: does reasoning RL with the accuracy
+# reward alone shorten the reasoning while the reward rises, and does a length band placed around
+# the starting length plus the deterministic rubric prevent it?
+#   `scripts/reward_hacking.sh [ARM...]` (default: acc shaped rl-only)
+# Arms, each reasoning RL (`rl.action = "completion"`, configs/runs/recipes/star-rl.toml) on the
+# offensive task's 240 training labels of the RL-vs-SFT study, the same seed (the same prompts in
+# the same order), STEPS steps of 4 prompts x 4 completions of at most 96 tokens at T = 0.7:
+#   acc      from the self-generated-reasoning SFT adapter (row star-sft of rl-vs-sft.md, which
+#            reasons), accuracy 1 + format 0.2;
+#   shaped   the same start, + length 0.5 (band BAND words: around the start's length) +
+#            rubric_rules 0.5 (the deterministic rubric; the LLM judge is not used: at 0.5B it does
+#            not agree with the verifiable checks, judge-agreement.md);
+#   rl-only  from the base model (no SFT), accuracy 1 + format 0.2: where instruction
+#            hallucination is expected; stopped after RL_ONLY_STOP steps (no reward signal), not
+#            scored on test.
+# Every step logs reasoning words, rewards per term, rubric checks and the hallucination monitors
+# (metrics.jsonl). Each arm's final adapter is then scored as trained (`--scoring reasoned`) on the
+# first LIMIT test tweets (threshold on VAL_LIMIT validation tweets), compared pairwise on the same
+# items with each other and with the star-sft start. COMMIT=1 copies the small files behind the
+# page to docs/results/reward-shaping/. Needs scripts/star_sft_rl.sh offensive 240 done first
+# (the start adapter and its test scores). Finished steps are kept (re-running resumes). One job
+# at a time: about 30 s a step on 2 cores.
+# Environment: B (binary), STEPS (40), BAND ([30, 60]), LIMIT (300), VAL_LIMIT (100),
+# RL_ONLY_STOP (21), RUNS
+# (runs/reward-hacking).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+B=${B:-target/release/modrl}
+M=models/smollm2-135m-instruct
+P=configs/policies/offensive-compact.toml
+D=runs/data/davidson-offensive.jsonl
+STEPS=${STEPS:-40}
+BAND=${BAND:-[30, 60]}
+LIMIT=${LIMIT:-300}
+VAL_LIMIT=${VAL_LIMIT:-100}
+RL_ONLY_STOP=${RL_ONLY_STOP:-21}
+RUNS=${RUNS:-runs/reward-hacking}
+STAR=runs/rl-vs-sft/offensive/n240
+start=$STAR/star-sft/final
+[ -f "$start/adapter_model.safetensors" ] || { echo "reward_hacking.sh: no $start: run scripts/star_sft_rl.sh offensive 240 first" >&2; exit 2; }
+log() { echo "[$(date -u +%H:%M:%S) load $(cut -d' ' -f1 /proc/loadavg)] $*" >&2; }
+mkdir -p "$RUNS"
+# The task config without its label-token-only keys (an overlay cannot remove a key).
+grep -v -E '^(label_estimator|balance_labels) ' configs/runs/rl-vs-sft/offensive.toml > "$RUNS/rl-base.toml"
+
+common=(--overlay configs/runs/recipes/star-rl.toml --set "rl.max_steps=$STEPS" --set data.max_train_examples=240
+  --set "rewards.length_band=$BAND" --set rl.log_completions=4)
+train() { # NAME extra-args...
+  local name=$1; shift
+  local out=$RUNS/$name
+  [ -f "$out/final/adapter_model.safetensors" ] && return
+  local resume=()
+  [ -d "$out/checkpoints" ] && resume=(--resume)
+  log "train $name ($STEPS steps)"
+  $B train --config "$RUNS/rl-base.toml" --out "$out" "${common[@]}" "$@" "${resume[@]}" > "$out.log" 2>&1 \
+    || { tail -20 "$out.log" >&2; exit 1; }
+}
+score() { # NAME
+  local out=$RUNS/$1/test
+  [ -f "$out/metrics.json" ] && return
+  log "eval $1 reasoned (first $LIMIT test tweets)"
+  $B eval --model $M --adapter "$RUNS/$1/final" --policy $P --data "$D" --scoring reasoned \
+    --max-new-tokens 96 --split test --limit "$LIMIT" --val-limit "$VAL_LIMIT" --save-outputs \
+    --out "$out" > /dev/null 2> "$out.log" || { cat "$out.log" >&2; exit 1; }
+}
+
+arms=("$@")
+[ ${#arms[@]} -eq 0 ] && arms=(acc shaped rl-only)
+for arm in "${arms[@]}"; do
+  case $arm in
+    acc) train acc --set "model.adapter=\"$start\"" ;;
+    shaped) train shaped --set "model.adapter=\"$start\"" --set rewards.length=0.5 --set rewards.rubric_rules=0.5 ;;
+    rl-only) # No signal from the base model (rewards ~0, every answer breaks the contract): stopped
+      # after RL_ONLY_STOP steps of the 40-step schedule, its monitors logged; no test scores.
+      out=$RUNS/rl-only
+      if [ ! -f "$out/metrics.jsonl" ] || [ "$(wc -l < "$out/metrics.jsonl")" -lt "$RL_ONLY_STOP" ]; then
+        resume=(); [ -d "$out/checkpoints" ] && resume=(--resume)
+        log "train rl-only (stop after $RL_ONLY_STOP of $STEPS steps)"
+        $B train --config "$RUNS/rl-base.toml" --out "$out" "${common[@]}" --stop-after "$RL_ONLY_STOP" \
+          "${resume[@]}" > "$out.log" 2>&1 || { tail -20 "$out.log" >&2; exit 1; }
+      fi
+      continue ;;
+    *) echo "reward_hacking.sh: unknown arm '$arm' (acc, shaped or rl-only)" >&2; exit 2 ;;
+  esac
+  score "$arm"
+done
+
+# The start on the same items: the star-sft row's reasoned test scores restricted to the arms' ids.
+first=$RUNS/acc/test/scores.jsonl
+if [ ! -f "$RUNS/start/metrics.json" ]; then
+  mkdir -p "$RUNS/start"
+  .venv/bin/python - "$first" "$STAR/star-sft/test/scores.jsonl" "$RUNS/start/scores.jsonl" <<'PY'
+import json, sys
+keep = {json.loads(l)["id"] for l in open(sys.argv[1]) if l.strip()}
+rows = [l for l in open(sys.argv[2]) if l.strip() and json.loads(l)["id"] in keep]
+assert len(rows) == len(keep), f"{sys.argv[2]}: {len(rows)} of {len(keep)} ids"
+open(sys.argv[3], "w").writelines(rows)
+PY
+  cp "$STAR/star-sft/test/val_scores.jsonl" "$RUNS/start/"
+  $B eval --from-scores "$RUNS/start" --out "$RUNS/start" > /dev/null 2>&1
+fi
+compare() { # A B (run names): B against A on the same items
+  local out=$RUNS/$2/test-vs-$1
+  [ -f "$RUNS/$1/test/scores.jsonl" ] || [ "$1" = start ] || return 0
+  local a=$RUNS/$1/test; [ "$1" = start ] && a=$RUNS/start
+  [ -f "$RUNS/$2/test/scores.jsonl" ] || return 0
+  mkdir -p "$out"
+  $B eval --compare "$a" "$RUNS/$2/test" --out "$out" 2> /dev/null | sed "s|^|$2 vs $1: |"
+}
+compare start acc
+compare start shaped
+compare acc shaped
+compare start rl-only
+
+if [ "${COMMIT:-0}" = 1 ]; then
+  # Per arm: the run's log, config and logged completions; its test scores as a row folder
+  # (ARM/test: scores.jsonl, val_scores.jsonl, metrics.json) with the paired comparisons beside
+  # them (ARM/test/vs-OTHER.json); the start's scores on the same items (start/); the figure.
+  dest=docs/results/reward-shaping
+  plot=()
+  for arm in acc shaped rl-only; do
+    [ -f "$RUNS/$arm/metrics.jsonl" ] || continue
+    mkdir -p "$dest/$arm"
+    [ -f "$RUNS/$arm/test/metrics.json" ] && mkdir -p "$dest/$arm/test"
+    cp "$RUNS/$arm/metrics.jsonl" "$RUNS/$arm/config.toml" "$RUNS/$arm/completions.jsonl" "$dest/$arm/"
+    for f in scores.jsonl val_scores.jsonl metrics.json; do
+      [ -f "$RUNS/$arm/test/$f" ] && cp "$RUNS/$arm/test/$f" "$dest/$arm/test/"
+    done
+    for c in "$RUNS/$arm"/test-vs-*/compare.json; do
+      [ -f "$c" ] || continue
+      v=$(basename "$(dirname "$c")"); cp "$c" "$dest/$arm/test/${v#test-}.json"
+    done
+    plot+=(--run "$arm=$RUNS/$arm")
+  done
+  mkdir -p "$dest/start"
+  cp "$RUNS/start/scores.jsonl" "$RUNS/start/val_scores.jsonl" "$RUNS/start/metrics.json" "$dest/start/"
+  $B plot "${plot[@]}" --key monitors/reasoning_words --key completions/mean_terminated_length \
+    --key rewards/accuracy/mean --key rewards/format/mean --key reward \
+    --key monitors/instruction_hallucination_rate \
+    --title "Reasoning RL, SmolLM2-135M (Q4_1 GGUF as f32): per RL step" \
+    --out "$dest/curves.svg" > /dev/null
+  log "copied to $dest"
+fi
