@@ -1087,8 +1087,8 @@ def check_lines(pc, lines, where):
 
 
 def check_scaling(pc, ctx):
-    """docs/results/scaling.md: its two tables regenerated from the committed points and fits
-    (scaling/offensive/NAME.points.jsonl, NAME.fit.json); each points file's PR-AUC rows checked
+    """docs/results/scaling.md: its three tables (curves, fits, labels) regenerated from the
+    committed points and fits (scaling/offensive/NAME.points.jsonl, NAME.fit.json); each points file's PR-AUC rows checked
     against the run's committed metrics.jsonl and start point; and, when a modrl binary is built,
     every fit.json recomputed by `modrl scaling fit` from its points."""
     folder = ctx.path("scaling/offensive")

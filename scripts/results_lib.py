@@ -510,17 +510,17 @@ SHAPING_METRICS = [  # (metrics.jsonl key, row name, format)
 
 
 def shaping_windows(rows, width):
-    """[(first step, last step, rows)] of consecutive windows of `width` steps."""
+    """[(first step, last step)] of consecutive windows of `width` steps."""
     last = max(r["step"] for r in rows)
-    return [(lo, min(lo + width - 1, last), [r for r in rows if lo <= r["step"] < lo + width])
-            for lo in range(1, last + 1, width)]
+    return [(lo, min(lo + width - 1, last)) for lo in range(1, last + 1, width)]
 
 
-def shaping_value(rows, key, per_step):
-    """The window's mean of `key`; "factuality" pools the quoting answers of the window (each
-    step's rate times its quoting answers, over all of them), "-" when none quoted."""
+def shaping_value(rows, key):
+    """The window's mean of `key`; "factuality" pools the quoting answers of the window: each
+    step's rate weighted by its share of quoting answers (every step has the same number of
+    answers, so the shares weigh as the counts would), None when none quoted."""
     if key == "factuality":
-        quoting = [r.get("monitors/quoting_rate", 0.0) * per_step for r in rows]
+        quoting = [r.get("monitors/quoting_rate", 0.0) for r in rows]
         bad = sum(r.get("monitors/factuality_hallucination_rate", 0.0) * q for r, q in zip(rows, quoting))
         return bad / sum(quoting) if sum(quoting) > 0 else None
     vals = [r[key] for r in rows if key in r]
@@ -529,25 +529,22 @@ def shaping_value(rows, key, per_step):
 
 def shaping_table(folder, width=5):
     """Markdown lines: every arm's monitors and rewards as means over windows of `width` RL steps,
-    from reward-shaping/ARM/metrics.jsonl (answers per step from the arm's config.toml)."""
-    import tomllib
+    from reward-shaping/ARM/metrics.jsonl."""
     arms = [(a, w) for a, w in SHAPING_ARMS if os.path.exists(os.path.join(folder, a, "metrics.jsonl"))]
     if not arms:
         return []
     runs = {a: [r for r in read_jsonl(os.path.join(folder, a, "metrics.jsonl")) if r.get("stage") == "rl"]
             for a, _ in arms}
     wins = shaping_windows(runs[arms[0][0]], width)
-    out = ["| arm | per step, mean over steps | " + " | ".join(f"{lo}-{hi}" for lo, hi, _ in wins) + " |",
+    out = ["| arm | per step, mean over steps | " + " | ".join(f"{lo}-{hi}" for lo, hi in wins) + " |",
            "|---|---|" + "---:|" * len(wins)]
     for arm, what in arms:
-        with open(os.path.join(folder, arm, "config.toml"), "rb") as f:
-            rl = tomllib.load(f)["rl"]
-        per_step = rl["prompts_per_step"] * rl["num_generations"]
+        # The first arm's windows; "-" past the end of a shorter run.
+        per_window = [[r for r in runs[arm] if lo <= r["step"] <= hi] for lo, hi in wins]
         for key, name, spec in SHAPING_METRICS:
             cells = []
-            for lo, hi, _ in wins:  # the first arm's windows; "-" past the end of a shorter run
-                rows = [r for r in runs[arm] if lo <= r["step"] <= hi]
-                v = shaping_value(rows, key, per_step) if rows else None
+            for rows in per_window:
+                v = shaping_value(rows, key) if rows else None
                 cells.append("-" if v is None else format(v, spec))
             out.append(f"| `{arm}` ({what}) | {name} | " + " | ".join(cells) + " |")
     return out
