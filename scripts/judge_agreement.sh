@@ -23,7 +23,7 @@ D=runs/data/davidson-offensive.jsonl
 J=models/qwen2.5-coder-0.5b-instruct
 [ -f "$J/model.safetensors" ] || { echo "judge_agreement.sh: no $J: run scripts/setup.sh --with-qwen05b" >&2; exit 2; }
 [ -f "$ADAPTER/adapter_model.safetensors" ] || { echo "judge_agreement.sh: no adapter $ADAPTER (scripts/star_sft_rl.sh offensive 240)" >&2; exit 2; }
-log() { echo "[$(date -u +%H:%M:%S) load $(cut -d' ' -f1 /proc/loadavg)] $*" >&2; }
+. scripts/lib/study.sh
 mkdir -p "$OUT"
 if [ ! -f "$OUT/answers/metrics.json" ]; then
   log "answers: $N validation tweets, reasoned"

@@ -35,25 +35,30 @@ BAND=${BAND:-[30, 60]}
 LIMIT=${LIMIT:-300}
 VAL_LIMIT=${VAL_LIMIT:-100}
 RL_ONLY_STOP=${RL_ONLY_STOP:-21}
+unset STOP # set per call of train() only
 RUNS=${RUNS:-runs/reward-hacking}
 STAR=runs/rl-vs-sft/offensive/n240
 start=$STAR/star-sft/final
 [ -f "$start/adapter_model.safetensors" ] || { echo "reward_hacking.sh: no $start: run scripts/star_sft_rl.sh offensive 240 first" >&2; exit 2; }
-log() { echo "[$(date -u +%H:%M:%S) load $(cut -d' ' -f1 /proc/loadavg)] $*" >&2; }
+. scripts/lib/study.sh
 mkdir -p "$RUNS"
 # The task config without its label-token-only keys (an overlay cannot remove a key).
 grep -v -E '^(label_estimator|balance_labels) ' configs/runs/rl-vs-sft/offensive.toml > "$RUNS/rl-base.toml"
 
 common=(--overlay configs/runs/recipes/star-rl.toml --set "rl.max_steps=$STEPS" --set data.max_train_examples=240
   --set "rewards.length_band=$BAND" --set rl.log_completions=4)
-train() { # NAME extra-args...
+train() { # NAME extra-args... (STOP=K: stop after K of the STEPS steps, done once K are logged)
   local name=$1; shift
-  local out=$RUNS/$name
+  local out=$RUNS/$name stop=()
   [ -f "$out/final/adapter_model.safetensors" ] && return
+  if [ -n "${STOP:-}" ]; then
+    [ -f "$out/metrics.jsonl" ] && [ "$(wc -l < "$out/metrics.jsonl")" -ge "$STOP" ] && return
+    stop=(--stop-after "$STOP")
+  fi
   local resume=()
   [ -d "$out/checkpoints" ] && resume=(--resume)
-  log "train $name ($STEPS steps)"
-  $B train --config "$RUNS/rl-base.toml" --out "$out" "${common[@]}" "$@" "${resume[@]}" > "$out.log" 2>&1 \
+  log "train $name (${STOP:+stop after $STOP of }$STEPS steps)"
+  $B train --config "$RUNS/rl-base.toml" --out "$out" "${common[@]}" "$@" "${stop[@]}" "${resume[@]}" > "$out.log" 2>&1 \
     || { tail -20 "$out.log" >&2; exit 1; }
 }
 score() { # NAME
@@ -73,13 +78,7 @@ for arm in "${arms[@]}"; do
     shaped) train shaped --set "model.adapter=\"$start\"" --set rewards.length=0.5 --set rewards.rubric_rules=0.5 ;;
     rl-only) # No signal from the base model (rewards ~0, every answer breaks the contract): stopped
       # after RL_ONLY_STOP steps of the 40-step schedule, its monitors logged; no test scores.
-      out=$RUNS/rl-only
-      if [ ! -f "$out/metrics.jsonl" ] || [ "$(wc -l < "$out/metrics.jsonl")" -lt "$RL_ONLY_STOP" ]; then
-        resume=(); [ -d "$out/checkpoints" ] && resume=(--resume)
-        log "train rl-only (stop after $RL_ONLY_STOP of $STEPS steps)"
-        $B train --config "$RUNS/rl-base.toml" --out "$out" "${common[@]}" --stop-after "$RL_ONLY_STOP" \
-          "${resume[@]}" > "$out.log" 2>&1 || { tail -20 "$out.log" >&2; exit 1; }
-      fi
+      STOP=$RL_ONLY_STOP train rl-only
       continue ;;
     *) echo "reward_hacking.sh: unknown arm '$arm' (acc, shaped or rl-only)" >&2; exit 2 ;;
   esac
@@ -100,18 +99,11 @@ PY
   cp "$STAR/star-sft/test/val_scores.jsonl" "$RUNS/start/"
   $B eval --from-scores "$RUNS/start" --out "$RUNS/start" > /dev/null 2>&1
 fi
-compare() { # A B (run names): B against A on the same items
-  local out=$RUNS/$2/test-vs-$1
-  [ -f "$RUNS/$1/test/scores.jsonl" ] || [ "$1" = start ] || return 0
-  local a=$RUNS/$1/test; [ "$1" = start ] && a=$RUNS/start
-  [ -f "$RUNS/$2/test/scores.jsonl" ] || return 0
-  mkdir -p "$out"
-  $B eval --compare "$a" "$RUNS/$2/test" --out "$out" 2> /dev/null | sed "s|^|$2 vs $1: |"
-}
-compare start acc
-compare start shaped
-compare acc shaped
-compare start rl-only
+for pair in start:acc start:shaped acc:shaped start:rl-only; do # A:B, B against A on the same items
+  a=${pair%:*} b=${pair#*:}
+  adir=$RUNS/$a/test; [ "$a" = start ] && adir=$RUNS/start
+  compare "$adir" "$RUNS/$b/test" "$RUNS/$b/test-vs-$a" "$b vs $a"
+done
 
 if [ "${COMMIT:-0}" = 1 ]; then
   # Per arm: the run's log, config and logged completions; its test scores as a row folder
@@ -122,19 +114,15 @@ if [ "${COMMIT:-0}" = 1 ]; then
   for arm in acc shaped rl-only; do
     [ -f "$RUNS/$arm/metrics.jsonl" ] || continue
     mkdir -p "$dest/$arm"
-    [ -f "$RUNS/$arm/test/metrics.json" ] && mkdir -p "$dest/$arm/test"
     cp "$RUNS/$arm/metrics.jsonl" "$RUNS/$arm/config.toml" "$RUNS/$arm/completions.jsonl" "$dest/$arm/"
-    for f in scores.jsonl val_scores.jsonl metrics.json; do
-      [ -f "$RUNS/$arm/test/$f" ] && cp "$RUNS/$arm/test/$f" "$dest/$arm/test/"
-    done
+    [ -f "$RUNS/$arm/test/metrics.json" ] && copy_eval "$RUNS/$arm/test" "$dest/$arm/test"
     for c in "$RUNS/$arm"/test-vs-*/compare.json; do
       [ -f "$c" ] || continue
       v=$(basename "$(dirname "$c")"); cp "$c" "$dest/$arm/test/${v#test-}.json"
     done
     plot+=(--run "$arm=$RUNS/$arm")
   done
-  mkdir -p "$dest/start"
-  cp "$RUNS/start/scores.jsonl" "$RUNS/start/val_scores.jsonl" "$RUNS/start/metrics.json" "$dest/start/"
+  copy_eval "$RUNS/start" "$dest/start"
   $B plot "${plot[@]}" --key monitors/reasoning_words --key completions/mean_terminated_length \
     --key rewards/accuracy/mean --key rewards/format/mean --key reward \
     --key monitors/instruction_hallucination_rate \

@@ -20,7 +20,7 @@ SFT=${SFT:-runs/rl-vs-sft/offensive/n960/sft/final}
 VAL=${VAL:-300}
 OUT=${OUT:-runs/rl-recipes}
 mkdir -p "$OUT"
-log() { echo "[$(date -u +%H:%M:%S) load $(cut -d' ' -f1 /proc/loadavg)] $*" >&2; }
+. scripts/lib/study.sh
 val() { # NAME [--adapter DIR]
   local name=$1; shift
   [ -f "$OUT/$name/val/metrics.json" ] && return

@@ -82,7 +82,7 @@ fi
 OOD_LIMIT=${OOD_LIMIT:-200}
 sets=()
 for s in ${SETS:-}; do sets+=(--set "$s"); done
-log() { echo "[$(date -u +%H:%M:%S) load $(cut -d' ' -f1 /proc/loadavg)] $*" >&2; }
+. scripts/lib/study.sh
 
 train() { # NAME N extra-set...
   local name=$1 n=$2; shift 2
@@ -185,12 +185,6 @@ done
 if [ "${COMMIT:-0}" = 1 ]; then
   dest=docs/results/rl-vs-sft/$TASK
   first=${LABELS[0]}
-  copy_eval() { # SRC DEST
-    mkdir -p "$2"
-    for f in scores.jsonl val_scores.jsonl metrics.json; do
-      [ -f "$1/$f" ] && cp "$1/$f" "$2/"
-    done
-  }
   copy_eval "$RUNS/zero-shot" "$dest/zero-shot"
   [ -f "$RUNS/zero-shot-ood/metrics.json" ] && copy_eval "$RUNS/zero-shot-ood" "$dest-ood/zero-shot"
   for n in "${LABELS[@]}"; do

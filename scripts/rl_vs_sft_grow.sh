@@ -42,7 +42,7 @@ case $TASK in
   *) echo "rl_vs_sft_grow.sh: unknown task '$TASK' (prompt-harm or offensive)" >&2; exit 2 ;;
 esac
 DEST=docs/results/rl-vs-sft/$TASK
-log() { echo "[$(date -u +%H:%M:%S) load $(cut -d' ' -f1 /proc/loadavg)] $*" >&2; }
+. scripts/lib/study.sh
 py() { .venv/bin/python -c "$@"; }
 json_key() { py 'import json,sys; print(json.load(open(sys.argv[1]))[sys.argv[2]])' "$1" "$2"; }
 count() { if [ -f "$1/scores.jsonl" ]; then wc -l < "$1/scores.jsonl"; else echo 0; fi; }
@@ -56,12 +56,6 @@ grow() { # OUT N DATA [eval args...]: resume OUT's scores up to the first N test
     --limit "$n" --out "$out" > /dev/null 2> "$out.grow.log" || { cat "$out.grow.log" >&2; exit 1; }
 }
 
-copy_eval() { # SRC DEST
-  mkdir -p "$2"
-  for f in scores.jsonl val_scores.jsonl metrics.json; do
-    [ -f "$1/$f" ] && cp "$1/$f" "$2/"
-  done
-}
 
 for entry in $ROWS; do
   row=${entry%%=*} run=${entry#*=}

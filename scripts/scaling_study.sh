@@ -45,7 +45,7 @@ RUNS=("$@")
   --in ../shared/data/davidson-hate-offensive/labeled_data.csv --out "$D" > /dev/null
 [ -f "$SFT/adapter_model.safetensors" ] || {
   echo "scaling_study.sh: no SFT adapter at $SFT (run: ROWS=sft scripts/rl_vs_sft.sh offensive 960)" >&2; exit 2; }
-log() { echo "[$(date -u +%H:%M:%S) load $(cut -d' ' -f1 /proc/loadavg)] $*" >&2; }
+. scripts/lib/study.sh
 common=(--set 'stages=["rl"]' --set "eval.every=$EVERY" --set "eval.periodic_examples=$VAL_N"
   --set "data.max_val_examples=$VAL_N" --set "run.save_every=$EVERY")
 train() { # NAME extra-set...

@@ -28,6 +28,7 @@ MODEL=models/qwen2.5-coder-0.5b-instruct
 SMALL=docs/results/rl-vs-sft/offensive
 RUNS=${RUNS:-runs/rl-vs-sft-qwen05b}
 export LIMIT=${LIMIT:-1000} VAL_LIMIT=${VAL_LIMIT:-100} OOD_LIMIT=${OOD_LIMIT:-200}
+. scripts/lib/study.sh
 [ -f "$MODEL/model.safetensors" ] || { echo "second_model.sh: no $MODEL: run scripts/setup.sh --with-qwen05b" >&2; exit 2; }
 for row in zero-shot $ROWS sft sft-rl; do
   [ -f "$SMALL/$row/scores.jsonl" ] || { echo "second_model.sh: no committed 135M row $SMALL/$row" >&2; exit 2; }
@@ -50,11 +51,6 @@ for row in $ROWS; do
   [ -e "$S/$name" ] || ln -s "$(realpath "$big/n960/$row")" "$S/$name"
 done
 
-compare() { # A-DIR B-DIR OUT LABEL
-  [ -f "$1/scores.jsonl" ] && [ -f "$2/scores.jsonl" ] || return 0
-  mkdir -p "$3"
-  $B eval --compare "$1" "$2" --out "$3" 2> /dev/null | sed "s|^|$4: |"
-}
 for suf in "" -ood; do
   compare "$SMALL$suf/zero-shot" "$big/zero-shot$suf" "$big/zero-shot-vs-small-zero-shot$suf" "0.5B zero-shot vs 135M zero-shot$suf"
   for row in $ROWS; do
@@ -67,10 +63,6 @@ for suf in "" -ood; do
 done
 
 if [ "${COMMIT:-0}" = 1 ]; then
-  copy_eval() { # SRC DEST
-    mkdir -p "$2"
-    for f in scores.jsonl val_scores.jsonl metrics.json; do [ -f "$1/$f" ] && cp "$1/$f" "$2/"; done
-  }
   for suf in "" -ood; do
     dest=docs/results/rl-vs-sft/offensive$suf
     copy_eval "$big/zero-shot$suf" "$dest/zero-shot-qwen05b"

@@ -41,7 +41,7 @@ case $TASK in
 esac
 ids=$RUNS/n$N/sft/train_ids.txt
 [ -f "$ids" ] || { echo "star_sft_rl.sh: no $ids: run scripts/rl_vs_sft.sh $TASK $N first" >&2; exit 2; }
-log() { echo "[$(date -u +%H:%M:%S) load $(cut -d' ' -f1 /proc/loadavg)] $*" >&2; }
+. scripts/lib/study.sh
 dir=$RUNS/n$N
 star=$dir/star
 mkdir -p "$star"
@@ -124,11 +124,6 @@ done
 
 # Paired comparisons on the same items: each star row against SFT only, SFT then label-token RL
 # and zero-shot at N labels; SFT then RL against its SFT start under the same scoring.
-compare() { # A-DIR B-DIR OUT LABEL
-  [ -f "$1/scores.jsonl" ] && [ -f "$2/scores.jsonl" ] || return 0
-  mkdir -p "$3"
-  $B eval --compare "$1" "$2" --out "$3" 2> /dev/null | sed "s|^|$4: |"
-}
 for row in star-sft star-sft-rl; do
   for t in test test-vt; do
     for base in sft sft-rl zero-shot; do
@@ -169,10 +164,6 @@ for p in sys.argv[2:]:
         sys.exit(f"star_sft_rl.sh: {p} holds {len(ids(p))} test items, not the {len(want)} of {sys.argv[1]}: "
                  f"score with LIMIT={len(want)} before COMMIT=1")
 PY
-  copy_eval() { # SRC DEST
-    mkdir -p "$2"
-    for f in scores.jsonl val_scores.jsonl metrics.json; do [ -f "$1/$f" ] && cp "$1/$f" "$2/"; done
-  }
   for suf in "" -ood; do
     [ "$suf" = -ood ] && [ ${#ood_rows[@]} -eq 0 ] && continue
     for row in star-sft star-sft-rl; do
