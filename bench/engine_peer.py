@@ -1,14 +1,21 @@
 """Engine benchmark, peer side (PyTorch + transformers), and the shared input data.
 
-    engine_peer.py prepare --model DIR --out FILE
+    engine_peer.py prepare --model DIR --out FILE [--score-prompts PROMPTS.jsonl]
         Write the benchmark inputs both sides use: 64 chat prompts (chat template + generation
-        prompt, 60-120 tokens, all different lengths so batches are padded) and 8 rows of 256 token
-        ids of real text for training.
+        prompt, 60-120 tokens, all different lengths so batches are padded), 8 rows of 256 token
+        ids of real text for training, and (with --score-prompts, the output of `modrl data
+        prompts --variant no-reasoning`) the verdict-token prompts sorted by length with the two
+        label words' first tokens.
     engine_peer.py drive --model DIR --data FILE --ours BINARY --out RAW.json
-                         [--configs gen:1:64,gen:16:64,gen:64:32,train:8:256] [--runs R] [--threads T]
+                         [--configs gen:1:64,gen:16:64,gen:64:32,score:16:256,train:8:256,gemm:2048]
+                         [--runs R] [--threads T]
         Run the benchmark: the peer (transformers, in this process) and ours (BINARY in `serve`
-        mode, a child process), interleaved run by run, one untimed warm-up each per configuration.
+        mode, a child process), interleaved run by run (the order rotates), one untimed warm-up
+        each per configuration. Scoring has two peers: a batched forward of whole prompts, and the
+        policy prefix computed once and reused through past_key_values.
 """
+
+import copy
 
 import argparse
 import json
@@ -39,7 +46,29 @@ FILLER = (
 )
 
 
-def prepare(model_dir, out, n_prompts=64, train_rows=8, train_len=256):
+def score_inputs(tok, path):
+    """Token ids of `modrl data prompts` rows (each checked against the count modrl wrote), sorted by
+    length so both sides batch similar lengths, and the first token of each label word after the
+    verdict prefix the prompts end with."""
+    rows = [json.loads(line) for line in open(path) if line.strip()]
+    prompts = []
+    for r in rows:
+        ids = tok(r["prompt"], add_special_tokens=False)["input_ids"]
+        if len(ids) != r["prompt_tokens"]:
+            sys.exit(f"{path}: id {r['id']}: {len(ids)} tokens here, {r['prompt_tokens']} in modrl")
+        prompts.append(ids)
+    labels = []
+    for word in ("violating", "non-violating"):
+        ids = tok(rows[0]["prompt"] + word, add_special_tokens=False)["input_ids"]
+        if ids[: len(prompts[0])] != prompts[0]:
+            sys.exit(f"{path}: the label word {word!r} changes the prompt's tokens")
+        labels.append(ids[len(prompts[0])])
+    if labels[0] == labels[1]:
+        sys.exit(f"the label words share their first token {labels[0]}")
+    return sorted(prompts, key=len), labels
+
+
+def prepare(model_dir, out, score_prompts=None, n_prompts=64, train_rows=8, train_len=256):
     from transformers import AutoTokenizer
 
     tok = AutoTokenizer.from_pretrained(model_dir)
@@ -68,8 +97,11 @@ def prepare(model_dir, out, n_prompts=64, train_rows=8, train_len=256):
     stream = tok(text)["input_ids"]
     train_ids = [stream[r * 97 : r * 97 + train_len] for r in range(train_rows)]
     assert all(len(r) == train_len for r in train_ids)
+    data = {"prompts": prompts, "train_ids": train_ids}
+    if score_prompts:
+        data["score_prompts"], data["label_ids"] = score_inputs(tok, score_prompts)
     with open(out, "w") as f:
-        json.dump({"prompts": prompts, "train_ids": train_ids}, f)
+        json.dump(data, f)
     lens = [len(p) for p in prompts]
     print(
         f"wrote {out}: {len(prompts)} prompts, lengths {min(lens)}..{max(lens)} "
@@ -115,6 +147,93 @@ class PeerGen:
             )
         dt = time.perf_counter() - t0
         return {"seconds": dt, "tokens": (out.shape[1] - self.lmax) * out.shape[0]}
+
+
+def common_prefix(prompts):
+    n = len(prompts[0])
+    for p in prompts[1:]:
+        n = min(n, next((i for i, (a, b) in enumerate(zip(prompts[0], p)) if a != b), min(len(p), n)))
+    return min(n, min(map(len, prompts)) - 1)
+
+
+def two_label_probs(logits, labels):
+    return torch.softmax(logits[:, labels], dim=-1)[:, 0].tolist()
+
+
+class PeerScore:
+    """Verdict-token scoring, transformers' usual way: batches of whole prompts, left-padded, with
+    the attention mask and matching position ids, logits of the last position only."""
+
+    def __init__(self, model, prompts, labels, batch):
+        self.model, self.labels, self.batch = model, labels, batch
+        self.prompts = prompts
+
+    def __call__(self):
+        self.model.eval()
+        probs = []
+        t0 = time.perf_counter()
+        with torch.inference_mode():
+            for i in range(0, len(self.prompts), self.batch):
+                chunk = self.prompts[i : i + self.batch]
+                lmax = max(map(len, chunk))
+                ids = torch.tensor([[0] * (lmax - len(p)) + p for p in chunk])
+                mask = torch.tensor([[0] * (lmax - len(p)) + [1] * len(p) for p in chunk])
+                pos = (mask.cumsum(-1) - 1).clamp(min=0)
+                out = self.model(input_ids=ids, attention_mask=mask, position_ids=pos, logits_to_keep=1)
+                probs += two_label_probs(out.logits[:, -1], self.labels)
+        return {"seconds": time.perf_counter() - t0, "items": len(self.prompts), "probs": probs}
+
+
+class PeerScorePrefix:
+    """Verdict-token scoring with the policy prefix computed once per pass and reused through
+    past_key_values (the prefix cache copied and repeated to the batch for every forward, as
+    transformers documents prompt reuse), suffixes right-padded, logits at each row's last token."""
+
+    def __init__(self, model, prompts, labels, batch):
+        self.model, self.labels, self.batch = model, labels, batch
+        self.prompts = prompts
+        self.p = common_prefix(prompts)
+
+    def __call__(self):
+        self.model.eval()
+        probs = []
+        p = self.p
+        t0 = time.perf_counter()
+        with torch.inference_mode():
+            pre = self.model(input_ids=torch.tensor([self.prompts[0][:p]]), use_cache=True).past_key_values
+            for i in range(0, len(self.prompts), self.batch):
+                chunk = [q[p:] for q in self.prompts[i : i + self.batch]]
+                b, lmax = len(chunk), max(map(len, chunk))
+                ids = torch.tensor([q + [0] * (lmax - len(q)) for q in chunk])
+                mask = torch.tensor([[1] * (p + len(q)) + [0] * (lmax - len(q)) for q in chunk])
+                pos = torch.arange(p, p + lmax).unsqueeze(0).expand(b, lmax)
+                cache = copy.deepcopy(pre)
+                cache.batch_repeat_interleave(b)
+                hidden = self.model.model(input_ids=ids, attention_mask=mask, position_ids=pos,
+                                          past_key_values=cache, use_cache=True).last_hidden_state
+                last = hidden[torch.arange(b), torch.tensor([len(q) - 1 for q in chunk])]
+                probs += two_label_probs(self.model.lm_head(last), self.labels)
+        return {"seconds": time.perf_counter() - t0, "items": len(self.prompts), "probs": probs,
+                "prefix_tokens": p}
+
+
+def peer_gemm(n):
+    a, b = torch.randn(n, n), torch.randn(n, n)
+    t0 = time.perf_counter()
+    c = a @ b
+    dt = time.perf_counter() - t0
+    del c
+    return {"seconds": dt, "flops": 2.0 * n ** 3}
+
+
+def peer_copy(mib):
+    a = torch.randn(mib * (1 << 20) // 4)
+    b = torch.zeros_like(a)
+    t0 = time.perf_counter()
+    for _ in range(4):
+        b.copy_(a)
+    dt = time.perf_counter() - t0
+    return {"seconds": dt, "bytes": 4 * 2.0 * mib * (1 << 20)}
 
 
 class PeerTrain:
@@ -178,8 +297,8 @@ def loadavg():
 
 
 def drive(args):
-    """Interleave ours and the peer run by run (alternating which goes first), after one untimed
-    warm-up of each per configuration, and write every timing to --out."""
+    """Interleave the sides run by run (rotating which goes first), after one untimed warm-up of
+    each per configuration, and write every timing to --out."""
     import transformers
 
     with open(args.data) as f:
@@ -188,50 +307,87 @@ def drive(args):
     ours = Ours(args.ours, args.model, args.data, args.threads)
     configs = []
     for spec in args.configs.split(","):
-        kind, a, b = spec.split(":")
-        configs.append((kind, int(a), int(b)))
+        kind, *nums = spec.split(":")
+        configs.append((kind, [int(x) for x in nums]))
     results = []
     t_start = time.time()
-    for kind, a, b in configs:
+    for kind, nums in configs:
         if kind == "gen":
+            a, b = nums
             name = f"gen_b{a}"
             prompts = data["prompts"][:a]
             assert len(prompts) == a
-            peer = PeerGen(model, prompts, b)
-            our = lambda: ours(op="gen", batch=a, max_new=b)
+            sides = {"ours": lambda: ours(op="gen", batch=a, max_new=b), "peer": PeerGen(model, prompts, b)}
             info = {"batch": a, "max_new_tokens": b,
                     "prompt_len_min": min(map(len, prompts)), "prompt_len_max": max(map(len, prompts))}
+        elif kind == "score":
+            a, n = nums
+            name = f"score_b{a}"
+            prompts, labels = data["score_prompts"][:n], data["label_ids"]
+            assert len(prompts) == n, f"data file has {len(data['score_prompts'])} score prompts, need {n}"
+            sides = {"ours": lambda: ours(op="score", batch=a, n=n),
+                     "peer": PeerScore(model, prompts, labels, a),
+                     "peer_prefix": PeerScorePrefix(model, prompts, labels, a)}
+            info = {"batch": a, "items": n, "prompt_lens": [len(q) for q in prompts],
+                    "prompt_len_min": min(map(len, prompts)), "prompt_len_max": max(map(len, prompts)),
+                    "prefix_tokens": common_prefix(prompts),
+                    "padded_tokens": sum(max(map(len, prompts[i:i + a])) * len(prompts[i:i + a])
+                                         for i in range(0, n, a))}
+        elif kind == "copy":
+            (mib,) = nums
+            name = f"copy_{mib}mib"
+            sides = {"ours": lambda: ours(op="copy", mib=mib), "peer": lambda: peer_copy(mib)}
+            info = {"mib": mib}
+        elif kind == "gemm":
+            (n,) = nums
+            name = f"gemm_{n}"
+            sides = {"ours": lambda: ours(op="gemm", n=n), "peer": lambda: peer_gemm(n)}
+            info = {"n": n}
         else:
+            a, b = nums
             name = f"train_{a}x{b}"
             rows = [r[:b] for r in data["train_ids"][:a]]
             assert len(rows) == a and all(len(r) == b for r in rows)
-            peer = PeerTrain(model, rows, args.lr)
             ours(op="train_setup", batch=a, seq=b, lr=args.lr)
-            our = lambda: ours(op="train_step")
+            sides = {"ours": lambda: ours(op="train_step"), "peer": PeerTrain(model, rows, args.lr)}
             info = {"batch": a, "seq": b, "lr": args.lr}
-        sides = {"ours": our, "peer": peer}
-        rec = {"name": name, "task": kind, **info, "runs": {"ours": [], "peer": []}, "warmup": {}}
+        order = list(sides)
+        rec = {"name": name, "task": kind, **info, "runs": {s: [] for s in order}, "warmup": {}}
 
         def timed(side, label):
             load = loadavg()
             r = sides[side]()
-            if "tokens" not in r:
-                r["tokens"] = info["batch"] * info["seq"]
-            r["tok_per_s"] = r["tokens"] / r["seconds"]
-            r["load_before"] = load
+            r["load_before"], r["load_after"] = load, loadavg()
+            if kind == "gemm":
+                r["gflop_per_s"] = r["flops"] / r["seconds"] / 1e9
+                rate = f"{r['gflop_per_s']:.1f} GFLOP/s"
+            elif kind == "copy":
+                r["gb_per_s"] = r["bytes"] / r["seconds"] / 1e9
+                rate = f"{r['gb_per_s']:.1f} GB/s"
+            elif kind == "score":
+                r["items_per_s"] = r["items"] / r["seconds"]
+                rate = f"{r['items_per_s']:.1f} items/s"
+            else:
+                r.setdefault("tokens", info.get("batch", 0) * info.get("seq", 0))
+                r["tok_per_s"] = r["tokens"] / r["seconds"]
+                rate = f"{r['tok_per_s']:.1f} tok/s"
             print(f"[{time.time() - t_start:6.0f}s] {name} {side} {label}: {r['seconds']:.2f}s "
-                  f"{r['tok_per_s']:.1f} tok/s (load {load[0]:.2f})", file=sys.stderr, flush=True)
+                  f"{rate} (load {load[0]:.2f})", file=sys.stderr, flush=True)
             return r
 
-        for side in ("ours", "peer"):
+        for side in order:
             rec["warmup"][side] = timed(side, "warm-up")
         for i in range(args.runs):
-            order = ("ours", "peer") if i % 2 == 0 else ("peer", "ours")
-            for side in order:
+            k = i % len(order)
+            for side in order[k:] + order[:k]:
                 rec["runs"][side].append(timed(side, f"run {i + 1}"))
-        for side in ("ours", "peer"):
-            rec[f"median_tok_per_s_{side}"] = statistics.median(
-                r["tok_per_s"] for r in rec["runs"][side])
+        if kind == "score":
+            ref = rec["runs"]["ours"][0]["probs"]
+            rec["max_abs_prob_diff"] = {
+                s: max(abs(x - y) for x, y in zip(ref, rec["runs"][s][0]["probs"])) for s in order[1:]}
+            for s in order:
+                for r in rec["runs"][s] + [rec["warmup"][s]]:
+                    r.pop("probs")
         results.append(rec)
     ours.close()
     out = {
@@ -252,15 +408,16 @@ def main():
     ap.add_argument("--data")
     ap.add_argument("--out", required=True)
     ap.add_argument("--ours", help="path of the modrl-bench-engine binary")
-    ap.add_argument("--configs", default="gen:1:64,gen:16:64,gen:64:32,train:8:256",
-                    help="comma-separated gen:BATCH:MAX_NEW and train:BATCH:SEQ")
+    ap.add_argument("--configs", default="gemm:2048,copy:512,gen:1:64,gen:16:64,gen:64:32,score:16:64,train:8:256",
+                    help="comma-separated gen:BATCH:MAX_NEW, score:BATCH:ITEMS, train:BATCH:SEQ, gemm:N, copy:MIB")
+    ap.add_argument("--score-prompts", help="prepare: `modrl data prompts --variant no-reasoning` output")
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--lr", type=float, default=1e-5)
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     if args.cmd == "prepare":
-        prepare(args.model, args.out)
+        prepare(args.model, args.out, args.score_prompts)
     else:
         drive(args)
 

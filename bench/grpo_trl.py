@@ -1,7 +1,8 @@
 """TRL's GRPOTrainer on the same GRPO step as `modrl train` (bench/grpo.sh): same model, LoRA,
 prompts (rendered by `modrl data prompts`), G, batch, completion length, loss and rewards.
 
-Prints one JSON line per optimizer step: {"step", "step_time", "completion_tokens", "clipped"}.
+Prints one JSON line per optimizer step: {"step", "step_time", "completion_tokens", "clipped",
+"reward"} (reward: the mean total reward of the step's completions, TRL's "reward" log).
 """
 import argparse
 import json
@@ -106,4 +107,5 @@ trainer.train()
 for r, l in zip(timer.rows, [l for l in logs if "completions/mean_length" in l]):
     r["completion_tokens"] = l["completions/mean_length"] * a.prompts_per_step * a.num_generations
     r["clipped"] = l.get("completions/clipped_ratio")
+    r["reward"] = l.get("reward")
     print(json.dumps(r), flush=True)

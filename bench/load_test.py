@@ -2,7 +2,10 @@
 
 C clients each send requests back to back (keep-alive) until the level has sent --requests requests
 or run --seconds, whichever comes first. Prints one JSON line per level: requests, req/s, latency
-p50/p90/p99/max (ms) of successful requests, and the status-code counts.
+p50/p90/p99/max (ms) of successful requests, and the status-code counts. With --raw FILE it also
+appends every request (level label, start time in the level, latency, status) and one row per level
+(wall time, load average before and after) to FILE, from which scripts/results_lib.load_test_lines
+rebuilds the page's table.
 
   python bench/load_test.py --url http://127.0.0.1:8090 --route /v1/moderations \
       --texts runs/data/davidson-hate.jsonl --clients 1 8 32 --requests 200 --seconds 60
@@ -26,6 +29,8 @@ ap.add_argument("--seconds", type=float, default=60.0, help="longest time per le
 ap.add_argument("--model", default=None)
 ap.add_argument("--key", default=None)
 ap.add_argument("--seed", type=int, default=0)
+ap.add_argument("--raw", default=None, help="append one JSON row per request and per level here")
+ap.add_argument("--label", default=None, help="level label in --raw rows (default: the client count)")
 a = ap.parse_args()
 
 texts = [json.loads(l)["text"] for l in open(a.texts)][:5000]
@@ -39,10 +44,15 @@ def pct(xs, q):
     return xs[min(len(xs) - 1, int(round(q * (len(xs) - 1))))]
 
 
+def loadavg():
+    with open("/proc/loadavg") as f:
+        return [float(x) for x in f.read().split()[:3]]
+
+
 def level(c):
     lock = threading.Lock()
     sent = [0]
-    lat, codes = [], {}
+    lat, codes, reqs = [], {}, []
     rng = random.Random(a.seed + c)
     deadline = time.perf_counter() + a.seconds
 
@@ -73,11 +83,13 @@ def level(c):
             dt = time.perf_counter() - t0
             with lock:
                 codes[str(code)] = codes.get(str(code), 0) + 1
+                reqs.append((t0 - start, dt, str(code)))
                 if code == 200:
                     lat.append(dt)
         conn.close()
 
-    t0 = time.perf_counter()
+    load0 = loadavg()
+    t0 = start = time.perf_counter()
     ts = [threading.Thread(target=worker) for _ in range(c)]
     for t in ts:
         t.start()
@@ -85,6 +97,14 @@ def level(c):
         t.join()
     wall = time.perf_counter() - t0
     ok = codes.get("200", 0)
+    if a.raw:
+        label = a.label or str(c)
+        with open(a.raw, "a") as f:
+            f.write(json.dumps({"kind": "level", "label": label, "clients": c, "wall_s": round(wall, 4),
+                                "load_before": load0, "load_after": loadavg()}) + "\n")
+            for t, d, code in sorted(reqs):
+                f.write(json.dumps({"kind": "request", "label": label, "start_s": round(t, 4),
+                                    "latency_ms": round(1000 * d, 2), "code": code}) + "\n")
     ms = lambda x: None if x is None else round(1000 * x, 1)
     return {
         "clients": c,

@@ -31,9 +31,13 @@ Exit status 1 when any page fails. How each page is checked is declared in PAGES
   interval / PR-AUC of the page's data, or be listed in the page's `not_checked` with the reason
   (numbers quoted from archived pages, wall times from logs that were not committed). A changed or
   new headline number that no data backs fails.
-- Benchmark pages (bench-*.md, classify-*.md, gpu-engine.md): no raw timing files were committed,
-  but the pages print every timed run; medians, ratios, totals and rates are recomputed from those
-  runs (interval arithmetic over the printed rounding).
+- bench-engine.md: its tables and numbered sentences regenerated from the committed runs
+  (bench-engine/runs.jsonl, one row per run with its load average) and shapes (meta.json);
+  load-test.md: its table and throughput ratio from every request (load-test/requests.jsonl);
+  bench-grpo.md: each regime's table from its steps (bench-grpo/REGIME.json).
+- Other benchmark pages (classify-*.md, gpu-engine.md): no raw timing files were
+  committed, but the pages print every timed run; medians, ratios, totals and rates are recomputed
+  from those runs (interval arithmetic over the printed rounding).
 - A page with no entry in PAGES fails if it reports PR-AUC / ROC-AUC / F1 or has a table of
   decimals (add a checker, or archive it); otherwise it passes as prose.
 - Pages under archive/ pass only with the banner that starts "> **Archived:**" (their data was
@@ -876,49 +880,40 @@ def _cells(pc, header_has):
 
 
 def check_bench_engine(pc, ctx):
-    header, rows = _cells(pc, "runs: ours; peer")
-    if not header:
+    """bench/engine.sh's page: its tables and the sentences that carry numbers regenerated from the
+    committed runs (bench-engine/runs.jsonl) and shapes (bench-engine/meta.json)."""
+    runs, meta = "bench-engine/runs.jsonl", "bench-engine/meta.json"
+    if not os.path.isfile(ctx.path(runs)) or not os.path.isfile(ctx.path(meta)):
+        pc.fail(None, f"{runs} or {meta} missing: the page's numbers cannot be recomputed")
         return
-    col = {h: i for i, h in enumerate(header)}
-    runs_i = next(i for h, i in col.items() if h.startswith("runs:"))
-    for _, cells in rows:
-        m = re.fullmatch(r"(\d+): ([\d., ]+); (\d+): ([\d., ]+)", cells[runs_i][0])
-        if not m:
-            pc.fail(cells[runs_i][1], f'cannot read the runs cell "{cells[runs_i][0]}"')
-            continue
-        name = cells[0][0]
-        ours, peer = _floats(m.group(2)), _floats(m.group(4))
-        pos = cells[runs_i][1]
-        pc.derived(pos, m.group(1), len(ours), len(ours), f"{name}: number of ours runs")
-        pc.derived(pos, m.group(3), len(peer), len(peer), f"{name}: number of peer runs")
-        mo, mp = statistics.median(ours), statistics.median(peer)
-        for h, v in (("ours tok/s", mo), ("peer tok/s", mp)):
-            c, p = cells[col[h]]
-            pc.derived(p, c, v, v, f"{name}: {h} (median of the runs)")
-        e = 0.05  # the runs are printed to 0.1 tok/s
-        for h, lo, hi in (("ratio ours/peer", (mo - e) / (mp + e), (mo + e) / (mp - e)),
-                          ("best-run ratio", (max(ours) - e) / (max(peer) + e), (max(ours) + e) / (max(peer) - e))):
-            c, p = cells[col[h]]
-            pc.derived(p, c, lo, hi, f"{name}: {h}")
+    pc.sources.update((runs, meta))
+    sec = L.bench_engine_lines(ctx.jsonl(runs), L.read_json(ctx.path(meta)))
+    lines = [x for part in sec.values() for x in part]
+    check_lines(pc, lines, runs)
+
+
+def check_load_test(pc, ctx):
+    """bench/load.sh's page: its table and throughput ratio rebuilt from every request it sent
+    (load-test/requests.jsonl)."""
+    raw = "load-test/requests.jsonl"
+    if not os.path.isfile(ctx.path(raw)):
+        pc.fail(None, f"{raw} missing: the page's numbers cannot be recomputed")
+        return
+    pc.sources.add(raw)
+    check_lines(pc, L.load_test_lines(ctx.jsonl(raw)), raw)
 
 
 def check_bench_grpo(pc, ctx):
-    header, rows = _cells(pc, "modrl")
-    if not header:
+    """bench/grpo.sh's page: each regime's table rebuilt from its committed steps
+    (bench-grpo/REGIME.json)."""
+    d = ctx.path("bench-grpo")
+    files = sorted(f for f in os.listdir(d) if f.endswith(".json")) if os.path.isdir(d) else []
+    if not files:
+        pc.fail(None, "no bench-grpo/*.json: the page's numbers cannot be recomputed")
         return
-    by = {cells[0][0]: cells for _, cells in rows}
-    med, steps = by.get("median s / step"), by.get("timed steps (s)")
-    if not med or not steps:
-        pc.fail(None, 'no "median s / step" / "timed steps (s)" rows')
-        return
-    meds = []
-    for i in (1, 2):
-        v = statistics.median(_floats(steps[i][0]))
-        pc.derived(med[i][1], med[i][0], v, v, f"{header[i] or 'column ' + str(i)}: median s / step")
-        meds.append(v)
-    ratio = re.search(r"\d+(?:\.\d+)?", med[3][0]).group(0)
-    e = 0.05
-    pc.derived(med[3][1], ratio, (meds[1] - e) / (meds[0] + e), (meds[1] + e) / (meds[0] - e), "TRL / modrl")
+    for f in files:
+        pc.sources.add(f"bench-grpo/{f}")
+        check_lines(pc, L.grpo_lines(L.read_json(os.path.join(d, f))), f"bench-grpo/{f}")
 
 
 def check_classify(pc, ctx):
@@ -1252,6 +1247,7 @@ SHAPING_CLAIMS = [
 
 BENCH_NOTE = ("benchmark: medians, ratios, totals and rates recomputed from the runs the page prints "
               "(raw timing files were not committed)")
+RAW_BENCH_NOTE = "benchmark: tables rebuilt from the committed raw runs"
 
 SC = "scaling/offensive"
 SCALING_CLAIMS = [
@@ -1449,8 +1445,9 @@ PAGES = {
     ]),
     "reward-shaping.md": Page(data=[RS_DIR], check=check_reward_shaping, claims=SHAPING_CLAIMS,
                               note="table regenerated from reward-shaping/*/metrics.jsonl"),
-    "bench-engine.md": Page(check=check_bench_engine, note=BENCH_NOTE),
-    "bench-grpo.md": Page(check=check_bench_grpo, note=BENCH_NOTE),
+    "bench-engine.md": Page(check=check_bench_engine, note=RAW_BENCH_NOTE),
+    "bench-grpo.md": Page(check=check_bench_grpo, note=RAW_BENCH_NOTE),
+    "load-test.md": Page(check=check_load_test, note=RAW_BENCH_NOTE),
     "classify-davidson.md": Page(check=check_classify, note=BENCH_NOTE),
     "classify-davidson-cpu-first1000.md": Page(check=check_classify, note=BENCH_NOTE),
     "ray-classify.md": Page(check=check_ray_classify, note="table recomputed from ray-classify/runs.jsonl "

@@ -548,3 +548,273 @@ def shaping_table(folder, width=5):
                 cells.append("-" if v is None else format(v, spec))
             out.append(f"| `{arm}` ({what}) | {name} | " + " | ".join(cells) + " |")
     return out
+
+
+# --- the engine benchmark (docs/results/bench-engine.md) ----------------------------------------
+
+ENGINE_SIDES = {"ours": "ours", "peer": "peer", "peer_prefix": "peer, prefix reused"}
+
+
+def engine_kept(runs, bench, side):
+    """Timed runs of one side of one benchmark that count (not warm-ups, not over the load cap)."""
+    return [r for r in runs if r["bench"] == bench and r["side"] == side and not r["discarded"]]
+
+
+def _engine_median(runs, bench, side, key="rate"):
+    xs = sorted(r[key] for r in engine_kept(runs, bench, side))
+    return _quantile(xs, 0.5) if xs else float("nan")
+
+
+def engine_forward_flops(cfg, n_tokens, ctx_pairs, logit_rows):
+    """Matmul FLOPs of a dense forward: the seven projections of every layer for n_tokens tokens,
+    attention (QK^T and PV) over ctx_pairs query-key pairs per layer, and the vocabulary
+    projection for logit_rows positions. Norms, RoPE, softmax and activations are not counted."""
+    d, i, n_layers = cfg["hidden_size"], cfg["intermediate_size"], cfg["num_hidden_layers"]
+    hd = cfg.get("head_dim") or d // cfg["num_attention_heads"]
+    q, kv = cfg["num_attention_heads"] * hd, cfg["num_key_value_heads"] * hd
+    per_token = 2 * (d * q + 2 * d * kv + q * d + 3 * d * i)
+    return n_layers * (n_tokens * per_token + 4 * q * ctx_pairs) + 2 * d * cfg["vocab_size"] * logit_rows
+
+
+def _causal_pairs(start, n):
+    """Query-key pairs of n causal queries after `start` cached positions."""
+    return n * start + n * (n + 1) // 2
+
+
+def engine_flops(cfg, bench):
+    """FLOPs of one run of a benchmark, (ours, peer): a training step is 3x its forward (backward =
+    2x forward); scoring counts what each side computes: the peer every prompt whole, ours the
+    shared prefix once and each prompt's suffix after it."""
+    if bench["task"] == "train":
+        b, t = bench["batch"], bench["seq"]
+        f = 3 * engine_forward_flops(cfg, b * t, b * _causal_pairs(0, t), b * t)
+        return f, f
+    if bench["task"] == "score":
+        p, lens = bench["prefix_tokens"], bench["prompt_lens"]
+        full = engine_forward_flops(cfg, sum(lens), sum(_causal_pairs(0, x) for x in lens), len(lens))
+        shared = engine_forward_flops(cfg, p, _causal_pairs(0, p), 0) + engine_forward_flops(
+            cfg, sum(x - p for x in lens), sum(_causal_pairs(p, x - p) for x in lens), len(lens))
+        return shared, full
+    return None
+
+
+def bench_engine_lines(runs, meta):
+    """The data-bearing lines of docs/results/bench-engine.md, from its runs.jsonl rows ({"bench",
+    "side", "run", "seconds", "rate", "discarded", "load_before", ...}) and meta.json (the
+    benchmarks' shapes, the model's dimensions, the load cap): the throughput tables, the scores'
+    agreement, the GEMM peak and MFU table, and the training phases, by section."""
+    sec = {k: [] for k in ("throughput", "scoring", "agreement", "limit", "memory", "phases", "goals")}
+    out = sec["throughput"]
+    cap = meta["max_load"]
+    benches = meta["benchmarks"]
+
+    def runs_cell(name, sides):
+        return "; ".join(f"{len(k)}: " + ", ".join(f"{r['rate']:.1f}" for r in k)
+                         for k in (engine_kept(runs, name, s) for s in sides))
+
+    def load_cell(name):
+        xs = [r for r in runs if r["bench"] == name and r["run"] > 0]
+        loads = [r["load_before"][0] for r in xs]
+        dropped = sum(r["discarded"] for r in xs)
+        return f"{min(loads):.1f}-{max(loads):.1f}" + (f" ({dropped} over {cap:g} dropped)" if dropped else "")
+
+    med = lambda name, side: _engine_median(runs, name, side)
+    out += ["| benchmark | shape | ours tok/s | peer tok/s | ratio ours/peer | best-run ratio "
+            "| runs: ours; peer (tok/s) | load avg (1 min) before runs |",
+            "|---|---|---:|---:|---:|---:|---|---|"]
+    for b in benches:
+        n = b["name"]
+        if b["task"] == "gen":
+            label = f"generation, batch {b['batch']}"
+            shape = (f"B={b['batch']}, prompts {b['prompt_len_min']}-{b['prompt_len_max']} tok, "
+                     f"{b['max_new_tokens']} new tok/row")
+        elif b["task"] == "train":
+            label = f"training step, {b['batch']} x {b['seq']}"
+            shape = f"B={b['batch']}, T={b['seq']}, AdamW lr={b['lr']:g}"
+        else:
+            continue
+        mo, mp = med(n, "ours"), med(n, "peer")
+        best = (max(r["rate"] for r in engine_kept(runs, n, "ours"))
+                / max(r["rate"] for r in engine_kept(runs, n, "peer")))
+        out.append(f"| {label} | {shape} | {mo:.1f} | {mp:.1f} | {mo / mp:.2f} | {best:.2f} | "
+                   f"{runs_cell(n, ['ours', 'peer'])} | {load_cell(n)} |")
+    scores = [b for b in benches if b["task"] == "score"]
+    out = sec["scoring"]
+    if scores:
+        out += ["| benchmark | shape | ours items/s | peer items/s | peer, prefix reused items/s "
+                "| ours / peer | ours / peer, prefix reused | runs: ours; peer; peer, prefix reused (items/s) "
+                "| load avg (1 min) before runs |",
+                "|---|---|---:|---:|---:|---:|---:|---|---|"]
+        for b in scores:
+            n = b["name"]
+            m = {s: med(n, s) for s in ENGINE_SIDES}
+            shape = (f"{b['items']} prompts of {b['prompt_len_min']}-{b['prompt_len_max']} tok "
+                     f"(shared prefix {b['prefix_tokens']}), B={b['batch']}")
+            out.append(f"| verdict-token scoring, batch {b['batch']} | {shape} | {m['ours']:.1f} | "
+                       f"{m['peer']:.1f} | {m['peer_prefix']:.1f} | {m['ours'] / m['peer']:.2f} | "
+                       f"{m['ours'] / m['peer_prefix']:.2f} | {runs_cell(n, list(ENGINE_SIDES))} | {load_cell(n)} |")
+        for b in scores:
+            d = b["max_abs_prob_diff"]
+            sec["agreement"].append(f"Same scores on every side: the largest difference of P(violating | the two "
+                       f"label tokens) between ours and the peer over the {b['items']} items is "
+                       f"{d['peer']:.1e}, and {d['peer_prefix']:.1e} with the prefix reused.")
+    gemm = [b for b in benches if b["task"] == "gemm"]
+    out = sec["limit"]
+    if gemm:
+        g = gemm[0]
+        peak = {s: med(g["name"], s) for s in ("ours", "peer")}
+        out.append(f"GEMM peak: an f32 {g['n']} x {g['n']} by {g['n']} x {g['n']} matrix product in "
+                   f"libtorch, same threads: ours {peak['ours']:.1f} GFLOP/s, peer {peak['peer']:.1f} "
+                   f"GFLOP/s (median of {runs_cell(g['name'], ['ours', 'peer'])} GFLOP/s).")
+        out += ["| what | FLOPs per run, ours / peer (G) | ours GFLOP/s | ours MFU | peer GFLOP/s | peer MFU |",
+                "|---|---:|---:|---:|---:|---:|"]
+        for b in benches:
+            f = engine_flops(meta["model_config"], b)
+            if f is None:
+                continue
+            what = (f"training step {b['batch']} x {b['seq']}" if b["task"] == "train" else
+                    f"verdict-token scoring of {b['items']} prompts (peer: whole prompts; ours: prefix once)")
+            so = _engine_median(runs, b["name"], "ours", "seconds")
+            sp = _engine_median(runs, b["name"], "peer", "seconds")
+            go, gp = f[0] / so / 1e9, f[1] / sp / 1e9
+            out.append(f"| {what} | {f[0] / 1e9:.1f} / {f[1] / 1e9:.1f} | {go:.1f} | {go / peak['ours']:.0%} | "
+                       f"{gp:.1f} | {gp / peak['peer']:.0%} |")
+    copy = [b for b in benches if b["task"] == "copy"]
+    gen1 = [b for b in benches if b["task"] == "gen" and b["batch"] == 1]
+    if copy and gen1:
+        c, g1 = copy[0], gen1[0]
+        bw = {s: med(c["name"], s) for s in ("ours", "peer")}
+        mc = meta["model_config"]
+        d, n_layers = mc["hidden_size"], mc["num_hidden_layers"]
+        hd = mc.get("head_dim") or d // mc["num_attention_heads"]
+        q, kv = mc["num_attention_heads"] * hd, mc["num_key_value_heads"] * hd
+        weights = n_layers * (d * q + 2 * d * kv + q * d + 3 * mc["intermediate_size"] * d + 2 * d) \
+            + mc["vocab_size"] * d + d
+        mb = 4 * weights / 1e6
+        sec["memory"].append(f"Memory: copying {c['mib']} MiB of f32 four times into a touched buffer moves ours {bw['ours']:.1f} GB/s, peer "
+                   f"{bw['peer']:.1f} GB/s (read + write; median of {runs_cell(c['name'], ['ours', 'peer'])} "
+                   f"GB/s). Greedy decoding at batch 1 reads every weight once per token ({mb:.0f} MB "
+                   f"of f32, the vocabulary projection included), so at that bandwidth it cannot pass "
+                   f"{1e3 * bw['ours'] / mb:.1f} tokens/s; generation at batch 1 made "
+                   f"{med(g1['name'], 'ours'):.1f} (ours) and {med(g1['name'], 'peer'):.1f} (peer), "
+                   f"prefill included.")
+    for b in benches:
+        n = b["name"]
+        if b["task"] == "gen":
+            r = med(n, "ours") / med(n, "peer")
+            sec["goals"].append(f"- generation at batch {b['batch']}: ours / transformers {r:.2f}x against the goal "
+                                f"of 1.5x: {'met' if r >= 1.5 else 'not met'}")
+        elif b["task"] == "train":
+            r = med(n, "ours") / med(n, "peer")
+            sec["goals"].append(f"- training step {b['batch']} x {b['seq']}: ours / PyTorch {r:.2f}x")
+        elif b["task"] == "score":
+            r, rp = med(n, "ours") / med(n, "peer"), med(n, "ours") / med(n, "peer_prefix")
+            sec["goals"].append(f"- verdict-token scoring: ours / transformers batched {r:.2f}x, ours / transformers "
+                                f"with the prefix reused {rp:.2f}x, against the goal of 3x: "
+                                f"{'met' if r >= 3 else 'not met'} and {'met' if rp >= 3 else 'not met'}")
+    for b in benches:
+        if b["task"] != "train":
+            continue
+        n = b["name"]
+        ph = ("forward_loss", "backward", "optimizer")
+        po = {k: _quantile(sorted(r["phases"][k] for r in engine_kept(runs, n, "ours")), 0.5) for k in ph}
+        pp = {k: _quantile(sorted(r["phases"][k] for r in engine_kept(runs, n, "peer")), 0.5) for k in ph}
+        lo = [r["loss"] for r in runs if r["bench"] == n and r["side"] == "ours"]
+        lp = [r["loss"] for r in runs if r["bench"] == n and r["side"] == "peer"]
+        sec["phases"].append(
+            f"Training {b['batch']} x {b['seq']}, median seconds per phase, ours / peer: forward+loss "
+            f"{po['forward_loss']:.2f} / {pp['forward_loss']:.2f}, backward {po['backward']:.2f} / "
+            f"{pp['backward']:.2f}, optimizer {po['optimizer']:.2f} / {pp['optimizer']:.2f}. "
+            "Loss before each step in run order, warm-up first (same data every step; ours / peer): "
+            + ", ".join(f"{x:.4f}" for x in lo) + " / " + ", ".join(f"{x:.4f}" for x in lp) + ".")
+    return sec
+
+
+# --- the serving load test (docs/results/load-test.md) -------------------------------------------
+
+def _nearest_rank(sorted_values, q):
+    """bench/load_test.py's percentile: the value at round(q * (n - 1)) of the sorted values."""
+    return sorted_values[min(len(sorted_values) - 1, int(round(q * (len(sorted_values) - 1))))]
+
+
+def load_test_lines(rows):
+    """The table of docs/results/load-test.md and its throughput ratio, from its requests.jsonl
+    (bench/load_test.py --raw: one "level" row per level with its wall time and load average, one
+    "request" row per request with its latency and status)."""
+    levels = [r for r in rows if r["kind"] == "level"]
+    out = ["| clients | requests | ok req/s | p50 ms | p90 ms | p99 ms | max ms | status codes | load avg before-after |",
+           "|---|---:|---:|---:|---:|---:|---:|---|---|"]
+    rate = {}
+    for lv in levels:
+        reqs = [r for r in rows if r["kind"] == "request" and r["label"] == lv["label"]]
+        ok = sorted(r["latency_ms"] for r in reqs if r["code"] == "200")
+        codes = {}
+        for r in reqs:
+            codes[r["code"]] = codes.get(r["code"], 0) + 1
+        rate[lv["label"]] = len(ok) / lv["wall_s"]
+        cells = [f"{_nearest_rank(ok, q):.1f}" for q in (0.5, 0.9, 0.99)] + [f"{ok[-1]:.1f}"] if ok else ["-"] * 4
+        out.append(f"| {lv['label']} | {len(reqs)} | {rate[lv['label']]:.2f} | " + " | ".join(cells) + " | "
+                   + ", ".join(f"{k}: {v}" for k, v in sorted(codes.items()))
+                   + f" | {lv['load_before'][0]:.2f}-{lv['load_after'][0]:.2f} |")
+    if "1" in rate:
+        for label in rate:
+            if label != "1" and "queue" not in label:
+                out.append(f"Throughput at {label} clients / at 1 client: {rate[label] / rate['1']:.2f}x.")
+    return out
+
+
+# --- one GRPO step vs TRL (docs/results/bench-grpo.md) -------------------------------------------
+
+def grpo_lines(doc):
+    """The table of one regime of docs/results/bench-grpo.md from its bench-grpo/REGIME.json
+    (bench/grpo.sh): per side the median and range of the timed steps (every step of a run but its
+    first), completion tokens, cut completions, reward, and modrl's phase times; TRL / modrl."""
+    timed = {s: [r for r in doc["steps"] if r["side"] == s and not r["warmup"]] for s in ("modrl", "trl")}
+
+    def med(side, key):
+        xs = sorted(r[key] for r in timed[side] if r.get(key) is not None)
+        return _quantile(xs, 0.5) if xs else None
+
+    def rng(side):
+        xs = sorted(r["seconds"] for r in timed[side])
+        return f"{_quantile(xs, 0.5):.1f} [{xs[0]:.1f}, {xs[-1]:.1f}]"
+
+    def num(v, spec):
+        return "n/a" if v is None else format(v, spec)
+
+    per_tok = {s: _quantile(sorted(1e3 * r["seconds"] / r["completion_tokens"] for r in timed[s]), 0.5)
+               for s in timed}
+    rests = sorted(r["seconds"] - r["generation_s"] for r in timed["modrl"] if r.get("generation_s") is not None)
+    rest = _quantile(rests, 0.5) if rests else None
+
+    def steps(side):
+        return ", ".join("%.1f" % r["seconds"] for r in timed[side])
+
+    loads = {s: sorted({r["load_before_run"] for r in doc["steps"] if r["side"] == s}) for s in timed}
+    ratio = med("trl", "seconds") / med("modrl", "seconds")
+    return [
+        f"| {doc['regime']} | modrl | TRL {doc['versions']['trl']} | TRL / modrl |",
+        "|---|---:|---:|---:|",
+        f"| s / step, median [min, max] | {rng('modrl')} | {rng('trl')} | **{ratio:.2f}x** |",
+        f"| timed steps (s), run order | {steps('modrl')} | {steps('trl')} | |",
+        f"| completion tokens / step (median) | {med('modrl', 'completion_tokens'):.0f} | "
+        f"{med('trl', 'completion_tokens'):.0f} | |",
+        f"| ms / completion token (median over steps) | {per_tok['modrl']:.1f} | {per_tok['trl']:.1f} | "
+        f"{per_tok['trl'] / per_tok['modrl']:.2f}x |",
+        f"| completions cut at {doc['max_completion_length']} tokens (median) | {num(med('modrl', 'clipped'), '.2f')} | "
+        f"{num(med('trl', 'clipped'), '.2f')} | |",
+        f"| mean reward / step (median) | {num(med('modrl', 'reward'), '.3f')} | {num(med('trl', 'reward'), '.3f')} | |",
+        f"| rollout generation s / step (median) | {num(med('modrl', 'generation_s'), '.1f')} | n/a | |",
+        f"| rest of the step s (median: scoring, loss forward + backward, optimizer) | {num(rest, '.1f')} | n/a | |",
+        f"| load average (1 min) before each run | {', '.join(f'{x:.2f}' for x in loads['modrl'])} | "
+        f"{', '.join(f'{x:.2f}' for x in loads['trl'])} | |",
+        f"| goal: TRL / modrl >= 2x | | | {'met' if ratio >= 2 else 'not met'} |",
+    ]
+
+
+def write_page(path, lines):
+    """Write a generated results page (its lines joined by newlines) and say so on stderr."""
+    import sys
+    with open(path, "w") as f:
+        f.write("\n".join(lines))
+    print(f"wrote {path}", file=sys.stderr)

@@ -216,6 +216,50 @@ class CheckResultsTest(unittest.TestCase):
                 f.writelines(lines)
             return self.check([rel], root=root)
 
+    def changed_row(self, rel, data, pick, key, value):
+        """Check page `rel` on a fresh copy of docs/results whose JSONL file `data` has `key` set to
+        `value` in the first row `pick` accepts: (rc, output)."""
+        import json
+        with tempfile.TemporaryDirectory() as tmp:
+            root = os.path.join(tmp, "results")
+            shutil.copytree(RESULTS, root)
+            path = os.path.join(root, data)
+            rows = [json.loads(line) for line in read(path).splitlines() if line.strip()]
+            row = next(r for r in rows if pick(r))
+            row[key] = value
+            with open(path, "w") as f:
+                f.writelines(json.dumps(r) + "\n" for r in rows)
+            return self.check([rel], root=root)
+
+    def test_raw_benchmark_runs_are_checked(self):
+        """bench-engine.md, load-test.md and bench-grpo.md: a changed timed run, request latency or
+        step time in the committed raw data fails, naming the row or sentence it changes."""
+        for rel, data, pick, key in (
+                ("bench-engine.md", "bench-engine/runs.jsonl",
+                 lambda r: r["bench"] == "gen_b1" and r["side"] == "ours" and not r["discarded"], "rate"),
+                ("load-test.md", "load-test/requests.jsonl",
+                 lambda r: r["kind"] == "request" and r["label"] == "1", "latency_ms")):
+            rc, out = self.changed_row(rel, data, pick, key, 12345.6)
+            self.assertEqual(rc, 1, out)
+            self.assertIn(f"FAIL  {rel}", out)
+            self.assertIn(f"recomputed from {data}", out)
+            self.assertIn("12345.6", out)
+        # bench-grpo.md: one timed step of each regime's steps file.
+        import json
+        for f in sorted(os.listdir(os.path.join(RESULTS, "bench-grpo"))):
+            with tempfile.TemporaryDirectory() as tmp:
+                root = os.path.join(tmp, "results")
+                shutil.copytree(RESULTS, root)
+                path = os.path.join(root, "bench-grpo", f)
+                doc = json.loads(read(path))
+                next(r for r in doc["steps"] if r["side"] == "trl" and not r["warmup"])["seconds"] = 12345.6
+                with open(path, "w") as out_f:
+                    json.dump(doc, out_f)
+                rc, out = self.check(["bench-grpo.md"], root=root)
+            self.assertEqual(rc, 1, out)
+            self.assertIn(f"recomputed from bench-grpo/{f}", out)
+            self.assertIn("12345.6", out)
+
     def test_changed_score_fails(self):
         rc, out = self.check_changed_data("quickstart.md", "quickstart/eval/scores.jsonl", r'"score":\s*[0-9.e-]+',
                                           '"score":0.999')

@@ -2,9 +2,15 @@
 //! prompts / token ids written by `bench/engine_peer.py prepare`.
 //!
 //!   modrl-bench-engine serve   --model DIR --data FILE [--threads T]
-//!       one timed run per request line (driven by `bench/engine_peer.py drive`, see `serve`)
+//!       one timed run per request line (driven by `bench/engine_peer.py drive`, see `serve`):
+//!       generation, full fine-tuning steps, verdict-token scoring and a GEMM peak
 //!   modrl-bench-engine profile --model DIR --data FILE --batch B --max-new N [--threads T]
 //!       where generation time goes: prefill vs decode steps, with and without the padding mask
+//!   modrl-bench-engine gen --model DIR --data FILE --batch B --max-new N [--runs R]
+//!       R timed `generate` calls alone (for quick before/after checks, not the benchmark)
+//!   modrl-bench-engine score --model DIR --data FILE [--n N] [--batch B] [--runs R] [--cpu-budget E]
+//!       R timed scoring passes alone, with the CPU prefill budget set to E score elements
+//! Every mode takes --auto-prefix-min N (generate's automatic shared-prefix threshold).
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -13,6 +19,7 @@ use std::time::Instant;
 use anyhow::{bail, Context, Result};
 use modrl_model::llama::{AttnMask, KvCache};
 use modrl_model::train::{self, AdamW, AdamWConfig};
+use modrl_model::generate::{next_token_logits, PrefixCache};
 use modrl_model::{generate, Device, Kind, Model, SamplingParams, Tensor};
 use serde_json::{json, Value};
 
@@ -74,6 +81,53 @@ fn gen_once(model: &Model, prompts: &[Vec<u32>], max_new: usize) -> Result<Value
     Ok(json!({"seconds": dt, "tokens": n}))
 }
 
+/// One timed verdict-token scoring pass over the first `n` scoring prompts, `batch` per forward, as
+/// `modrl eval` / `modrl serve` score: the prompts' common prefix (instruction + policy) is
+/// prefilled once per pass (timed) and every batch attends to it in place. Returns the seconds and
+/// P(first label) / (P(first label) + P(second label)) of every item, for the driver to compare
+/// with the peer's.
+fn score_once(model: &Model, prompts: &[Vec<u32>], labels: [i64; 2], batch: usize) -> Result<Value> {
+    let t0 = Instant::now();
+    // Every prompt keeps at least its last token of its own (the peer cuts at the same place).
+    let shortest = prompts.iter().map(|p| p.len()).min().unwrap_or(1);
+    let lcp = prompts.iter().skip(1).fold(shortest - 1, |n, p| {
+        n.min(prompts[0].iter().zip(p).take_while(|(a, b)| a == b).count())
+    });
+    let prefix = PrefixCache::new(model, &prompts[0][..lcp])?;
+    let mut probs = Vec::with_capacity(prompts.len());
+    for chunk in prompts.chunks(batch) {
+        let logits = next_token_logits(model, Some(&prefix), chunk)?;
+        let two = logits.index_select(1, &Tensor::from_slice(&labels)).softmax(-1, Kind::Float);
+        probs.extend(Vec::<f32>::try_from(&two.select(1, 0).contiguous())?);
+    }
+    let dt = t0.elapsed().as_secs_f64();
+    Ok(json!({"seconds": dt, "items": prompts.len(), "prefix_tokens": lcp, "probs": probs}))
+}
+
+/// A large f32 matrix product (n x n by n x n), the machine's GEMM peak for these threads.
+fn gemm_once(n: i64) -> Value {
+    let a = Tensor::randn([n, n], (Kind::Float, Device::Cpu));
+    let b = Tensor::randn([n, n], (Kind::Float, Device::Cpu));
+    let t0 = Instant::now();
+    let c = a.matmul(&b);
+    let dt = t0.elapsed().as_secs_f64();
+    let _ = c.numel();
+    json!({"seconds": dt, "flops": 2.0 * (n as f64).powi(3)})
+}
+
+/// Memory bandwidth: 4 copies of `mib` MiB of f32 into a buffer already touched (so no page
+/// faults are timed); read + write bytes counted.
+fn copy_once(mib: i64) -> Value {
+    let a = Tensor::randn([mib * (1 << 20) / 4], (Kind::Float, Device::Cpu));
+    let mut b = a.zeros_like();
+    let t0 = Instant::now();
+    for _ in 0..4 {
+        b.copy_(&a);
+    }
+    let dt = t0.elapsed().as_secs_f64();
+    json!({"seconds": dt, "bytes": 4.0 * 2.0 * (mib as f64) * (1u64 << 20) as f64})
+}
+
 /// Full fine-tuning state for the training benchmark.
 struct Trainer {
     prompts: Vec<Vec<u32>>,
@@ -127,9 +181,17 @@ impl Trainer {
 ///   {"op":"gen","batch":B,"max_new":N}      -> {"seconds":..,"tokens":..}
 ///   {"op":"train_setup","batch":B,"seq":L,"lr":LR} -> {"ok":true}
 ///   {"op":"train_step"}                     -> {"seconds":..,"loss":..,"phases":{..}}
+///   {"op":"score","batch":B,"n":N}          -> {"seconds":..,"items":N,"probs":[..]}
+///   {"op":"gemm","n":N}                     -> {"seconds":..,"flops":..}
+///   {"op":"copy","mib":M}                   -> {"seconds":..,"bytes":..}
 fn serve(model: &mut Model, data: &Value) -> Result<()> {
     use std::io::{BufRead, Write};
     let prompts = ids_list(data, "prompts")?;
+    let scoring = ids_list(data, "score_prompts").unwrap_or_default();
+    let labels: Vec<i64> = data["label_ids"]
+        .as_array()
+        .map(|a| a.iter().filter_map(|x| x.as_i64()).collect())
+        .unwrap_or_default();
     let mut trainer: Option<Trainer> = None;
     let stdout = std::io::stdout();
     let say = |v: Value| -> Result<()> {
@@ -159,6 +221,15 @@ fn serve(model: &mut Model, data: &Value) -> Result<()> {
                 trainer = Some(t);
                 json!({"ok": true})
             }
+            "score" => {
+                let n = num("n")? as usize;
+                if scoring.len() < n || labels.len() != 2 {
+                    bail!("data file has {} score_prompts and {} label_ids, need {n} and 2", scoring.len(), labels.len());
+                }
+                score_once(model, &scoring[..n], [labels[0], labels[1]], num("batch")? as usize)?
+            }
+            "gemm" => gemm_once(num("n")? as i64),
+            "copy" => copy_once(num("mib")? as i64),
             "train_step" => trainer.as_mut().context("train_step before train_setup")?.step(model)?,
             "quit" => break,
             other => bail!("unknown op {other:?}"),
@@ -242,6 +313,11 @@ fn main() -> Result<()> {
     let args = Args::parse()?;
     let threads: i32 = args.get("threads", Some(2))?;
     tch::set_num_threads(threads);
+    // --auto-prefix-min N: generate's automatic shared prefix threshold (default: the engine's).
+    if let Some(n) = args.kv.get("auto-prefix-min") {
+        let n: usize = n.parse().with_context(|| format!("bad value for --auto-prefix-min: {n}"))?;
+        modrl_model::generate::AUTO_PREFIX_MIN_TOKENS.store(n, std::sync::atomic::Ordering::Relaxed);
+    }
     let model_dir: PathBuf = args.get("model", None)?;
     let data_path: PathBuf = args.get("data", None)?;
     let data: Value = serde_json::from_str(
@@ -252,7 +328,53 @@ fn main() -> Result<()> {
     let mut out = match args.cmd.as_str() {
         "serve" => return serve(&mut model, &data),
         "profile" => profile_gen(&model, &data, &args)?,
-        other => bail!("unknown command {other}: expected serve or profile"),
+        "score" => {
+            let prompts = ids_list(&data, "score_prompts")?;
+            let l: Vec<i64> = data["label_ids"]
+                .as_array()
+                .context("data file has no label_ids")?
+                .iter()
+                .filter_map(|x| x.as_i64())
+                .collect();
+            let n: usize = args.get("n", Some(64))?;
+            let b: usize = args.get("batch", Some(16))?;
+            let runs: usize = args.get("runs", Some(2))?;
+            if let Some(budget) = args.kv.get("cpu-budget") {
+                let v: i64 = budget.parse().context("bad --cpu-budget")?;
+                modrl_model::generate::CPU_PREFILL_SCORE_BUDGET.store(v, std::sync::atomic::Ordering::Relaxed);
+            }
+            let mut sorted = prompts[..n].to_vec();
+            sorted.sort_by_key(|p| p.len());
+            let times: Vec<f64> = (0..runs)
+                .map(|_| score_once(&model, &sorted, [l[0], l[1]], b).map(|v| v["seconds"].as_f64().unwrap()))
+                .collect::<Result<_>>()?;
+            // The same batches against a prefix built once beforehand (as a server holds it): the
+            // policy prefix of every prompt, found as the common start of a pair of prompts.
+            let lcp = sorted[0].iter().zip(&sorted[sorted.len() - 1]).take_while(|(a, b)| a == b).count();
+            let pc = PrefixCache::new(&model, &sorted[0][..lcp])?;
+            let warm: Vec<f64> = (0..runs)
+                .map(|_| -> Result<f64> {
+                    let t0 = Instant::now();
+                    for chunk in sorted.chunks(b) {
+                        let _ = next_token_logits(&model, Some(&pc), chunk)?;
+                    }
+                    Ok(t0.elapsed().as_secs_f64())
+                })
+                .collect::<Result<_>>()?;
+            json!({"task": "score", "batch": b, "n": n, "seconds": times, "prefix_held": lcp, "seconds_prefix_held": warm})
+        }
+        "gen" => {
+            let prompts = ids_list(&data, "prompts")?;
+            let b: usize = args.get("batch", None)?;
+            let runs: usize = args.get("runs", Some(3))?;
+            let max_new: usize = args.get("max-new", None)?;
+            let _ = gen_once(&model, &prompts[..b], max_new)?;
+            let times: Vec<Value> = (0..runs)
+                .map(|_| gen_once(&model, &prompts[..b], max_new))
+                .collect::<Result<_>>()?;
+            json!({"task": "gen", "batch": b, "runs": times})
+        }
+        other => bail!("unknown command {other}: expected serve, profile or gen"),
     };
     out["threads"] = json!(tch::get_num_threads());
     println!("{}", serde_json::to_string(&out)?);

@@ -162,11 +162,37 @@ pub static PREFILL_SCORE_BUDGET: std::sync::atomic::AtomicI64 =
 /// f32 scores, so that the softmax, concatenation and copies of the attention scores stay in cache.
 /// Measured with the default model, 64 tweets under a 511-token shared prefix, one thread: 64 rows
 /// per forward took 96 s, 4 rows 31 s; the scores' passes through memory were most of the difference.
-pub const CPU_PREFILL_SCORE_BUDGET: i64 = 1 << 20;
+pub static CPU_PREFILL_SCORE_BUDGET: std::sync::atomic::AtomicI64 =
+    std::sync::atomic::AtomicI64::new(1 << 20);
+
+/// When no prefix cache is given, prompts that all start with at least this many identical tokens
+/// (a system prompt, an instruction + policy) get one built for the call: the common start is
+/// computed once and attended to in place by every row. `usize::MAX` turns this off.
+pub static AUTO_PREFIX_MIN_TOKENS: std::sync::atomic::AtomicUsize =
+    std::sync::atomic::AtomicUsize::new(16);
+
+/// Length of the common start of all prompts, leaving every prompt at least one token of its own.
+fn common_start(prompts: &[Vec<u32>]) -> usize {
+    let shortest = prompts.iter().map(|p| p.len()).min().unwrap_or(1);
+    prompts[1..]
+        .iter()
+        .fold(shortest.saturating_sub(1), |n, p| {
+            n.min(prompts[0].iter().zip(p).take_while(|(a, b)| a == b).count())
+        })
+}
+
+/// The prompts' rows in prefill order: by suffix length, so that each row chunk is padded only to
+/// its own longest suffix. `order[i]` is the prompt in cache row `i`.
+fn prefill_order(prompts: &[Vec<u32>]) -> Vec<usize> {
+    let mut order: Vec<usize> = (0..prompts.len()).collect();
+    order.sort_by_key(|&i| prompts[i].len());
+    order
+}
 
 /// Run the prompts through the model into a fresh cache with room for `extra` more tokens, reusing
-/// the shared prefix where the prompts start with it. Returns the cache and the logits `[B, V]` of
-/// the last prompt token of every row.
+/// the shared prefix where the prompts start with it (or, without one, the prompts' own common
+/// start when it reaches [`AUTO_PREFIX_MIN_TOKENS`]). Cache row `i` holds prompt `order[i]`
+/// ([`prefill_order`]); the logits `[B, V]` of every row's last prompt token are in that order.
 fn prefill(
     model: &Model,
     prefix: Option<&PrefixCache>,
@@ -174,8 +200,22 @@ fn prefill(
     extra: i64,
 ) -> (KvCache, Tensor) {
     let dev = model.device;
+    let auto;
+    let prefix = match prefix {
+        Some(pc) => Some(pc),
+        None if prompts.len() > 1 => {
+            let n = common_start(prompts);
+            let min = AUTO_PREFIX_MIN_TOKENS.load(std::sync::atomic::Ordering::Relaxed);
+            auto = (n >= min.max(1))
+                .then(|| PrefixCache::new(model, &prompts[0][..n]).ok())
+                .flatten();
+            auto.as_ref()
+        }
+        None => None,
+    };
     let p = prefix.map_or(0, |pc| pc.shared_len(prompts));
-    let suffixes: Vec<&[u32]> = prompts.iter().map(|x| &x[p..]).collect();
+    let order = prefill_order(prompts);
+    let suffixes: Vec<&[u32]> = order.iter().map(|&i| &prompts[i][p..]).collect();
     let b0 = prompts.len() as i64;
     let lmax = suffixes.iter().map(|x| x.len()).max().unwrap() as i64;
     // Left-pad the suffixes so that every row's last token sits at the same position.
@@ -192,6 +232,8 @@ fn prefill(
     let ids = Tensor::from_slice(&ids).view([b0, lmax]).to_device(dev);
     let mask = Tensor::from_slice(&mask).view([b0, lmax]).to_device(dev);
     let (p, cap) = (p as i64, lmax + extra);
+    // Zero-filled: a chunk's rows leave the positions before their own longest suffix unwritten
+    // (masked, but read as values, where 0 x garbage could be NaN).
     let mut cache = KvCache::new(&model.config, b0, cap, model.kind, dev);
     if let (Some(pc), true) = (prefix, p > 0) {
         // The rows attend to the prefix's keys and values in place (batch 1), not to copies.
@@ -221,27 +263,43 @@ fn prefill(
     // stay within a memory budget however many rows and prompt tokens there are.
     let mut budget = PREFILL_SCORE_BUDGET.load(std::sync::atomic::Ordering::Relaxed);
     if dev == tch::Device::Cpu {
-        budget = budget.min(CPU_PREFILL_SCORE_BUDGET);
+        budget = budget.min(CPU_PREFILL_SCORE_BUDGET.load(std::sync::atomic::Ordering::Relaxed));
     }
+    // A chunk's scores are [rows, heads, t, p + lmax] with t its own longest suffix (the last
+    // row: rows are sorted by length), so short rows go many to a chunk even when one long row in
+    // the batch needs a chunk of its own.
     let heads = model.config.num_attention_heads as i64;
-    let chunk = (budget / (heads * lmax * (p + lmax)).max(1)).clamp(1, b0);
+    let lens: Vec<i64> = suffixes.iter().map(|x| x.len() as i64).collect();
+    let mut chunks = Vec::new();
+    let mut start = 0;
+    while start < b0 {
+        let mut end = start + 1;
+        while end < b0 && (end + 1 - start) * heads * lens[end as usize] * (p + lmax) <= budget {
+            end += 1;
+        }
+        chunks.push((start, end - start));
+        start = end;
+    }
     let mut last = Vec::new();
-    for start in (0..b0).step_by(chunk as usize) {
-        let n = chunk.min(b0 - start);
+    for (start, n) in chunks {
+        // Only the chunk's own longest suffix is computed: its queries are the last `t` positions,
+        // written at offset lmax - t; the keys before them stay masked.
+        let t = lens[(start + n - 1) as usize];
+        let skip = lmax - t;
         let mut sub = cache.rows_view(start, n);
+        sub.len = skip;
         let m = match &attn {
-            AttnMask::Explicit(m) if m.size()[0] == b0 => AttnMask::Explicit(m.narrow(0, start, n)),
-            AttnMask::Explicit(m) => AttnMask::Explicit(m.shallow_clone()),
+            AttnMask::Explicit(m) => AttnMask::Explicit(m.narrow(0, start, n).narrow(2, skip, t)),
             AttnMask::Causal => AttnMask::Causal,
             AttnMask::All => AttnMask::All,
         };
         let hidden = model.forward_hidden(
-            &ids.narrow(0, start, n),
-            &pos.narrow(0, start, n),
+            &ids.narrow(0, start, n).narrow(1, skip, t),
+            &pos.narrow(0, start, n).narrow(1, skip, t),
             &m,
             Some(&mut sub),
         );
-        last.push(hidden.select(1, lmax - 1));
+        last.push(hidden.select(1, t - 1));
     }
     cache.len = lmax;
     cache.next_pos = mask.sum_dim_intlist(1, false, Kind::Int64) + p;
@@ -259,7 +317,13 @@ pub fn next_token_logits(
     if prompts.is_empty() || prompts.iter().any(|p| p.is_empty()) {
         bail!("next_token_logits needs non-empty prompts");
     }
-    Ok(tch::no_grad(|| prefill(model, prefix, prompts, 0).1))
+    let order = prefill_order(prompts);
+    let mut back = vec![0i64; order.len()];
+    for (row, &i) in order.iter().enumerate() {
+        back[i] = row as i64;
+    }
+    let logits = tch::no_grad(|| prefill(model, prefix, prompts, 0).1);
+    Ok(logits.index_select(0, &Tensor::from_slice(&back).to_device(logits.device())))
 }
 
 /// Generate `n` completions for each prompt. Each distinct prompt is prefilled once and its cache
@@ -309,27 +373,35 @@ pub fn generate_with_prefix(
     let dev = model.device;
     tch::no_grad(|| {
         let (mut cache, mut logits) = prefill(model, prefix, prompts, params.max_new_tokens as i64);
-        // Share each prompt's cache among its n samples.
-        let rows: Vec<usize> = (0..prompts.len())
-            .flat_map(|p| std::iter::repeat_n(p, n))
+        // Share each prompt's cache among its n samples. Cache row i holds prompt order[i]; the
+        // outputs stay prompt-major.
+        let order = prefill_order(prompts);
+        let rows: Vec<usize> = order
+            .iter()
+            .flat_map(|&p| std::iter::repeat_n(p, n))
             .collect();
         if n > 1 {
-            let idx = Tensor::from_slice(&rows.iter().map(|&r| r as i64).collect::<Vec<_>>())
-                .to_device(dev);
+            let idx: Vec<i64> = (0..prompts.len() as i64)
+                .flat_map(|r| std::iter::repeat_n(r, n))
+                .collect();
+            let idx = Tensor::from_slice(&idx).to_device(dev);
             cache.select_rows(&idx);
             logits = logits.index_select(0, &idx);
         }
-        let mut outs: Vec<Completion> = rows
-            .iter()
-            .map(|&p| Completion {
-                prompt_index: p,
+        let mut outs: Vec<Completion> = (0..prompts.len() * n)
+            .map(|o| Completion {
+                prompt_index: o / n,
                 token_ids: vec![],
                 logprobs: vec![],
                 finish_reason: FinishReason::Length,
             })
             .collect();
-        // active[i] = which output the i-th cache row feeds.
-        let mut active: Vec<usize> = (0..outs.len()).collect();
+        // active[i] = which output the i-th cache row feeds (its prompt's sample s).
+        let mut active: Vec<usize> = rows
+            .iter()
+            .enumerate()
+            .map(|(i, &p)| p * n + i % n)
+            .collect();
         for step in 0..params.max_new_tokens {
             let (tok, lp) = sample(&logits, params, &mut rng);
             let toks: Vec<i64> = Vec::<i64>::try_from(&tok.to_device(tch::Device::Cpu))?;

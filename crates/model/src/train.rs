@@ -84,7 +84,13 @@ pub fn completion_logprobs_with_prefix(
     } else {
         Kind::Float
     };
-    let logits = model.logits(&hsel).to_kind(ck) / temperature;
+    let logits = model.logits(&hsel).to_kind(ck);
+    // Dividing by 1 would still cost a pass over the [B, L, V] logits (and one in backward).
+    let logits = if temperature == 1.0 {
+        logits
+    } else {
+        logits / temperature
+    };
     let logp = logits.log_softmax(-1, ck);
     let targets = Tensor::from_slice(&targets)
         .view([bi, li, 1])

@@ -200,3 +200,59 @@ fn row_chunked_prefill_gives_the_same_results() {
         }
     }
 }
+
+#[test]
+fn automatic_shared_prefix_and_length_sorted_chunks_give_the_same_results() {
+    use modrl_model::generate::{next_token_logits, AUTO_PREFIX_MIN_TOKENS, PREFILL_SCORE_BUDGET};
+    use std::sync::atomic::Ordering;
+    let model = tiny_model(19);
+    let start: Vec<u32> = vec![1, 60, 61, 62, 63, 64];
+    // Different lengths, not in length order, all starting with `start`.
+    let prompts: Vec<Vec<u32>> = vec![
+        [start.clone(), vec![9, 8, 7, 6, 5, 4]].concat(),
+        [start.clone(), vec![100]].concat(),
+        [start.clone(), vec![30, 31, 32]].concat(),
+        [start.clone(), vec![40, 41, 42, 43, 44, 45, 46, 47]].concat(),
+    ];
+    let p = SamplingParams {
+        max_new_tokens: 10,
+        temperature: 0.0,
+        stop_token_ids: vec![127],
+        ..Default::default()
+    };
+    let run = |auto: usize, budget: i64| {
+        let (a0, b0) = (
+            AUTO_PREFIX_MIN_TOKENS.swap(auto, Ordering::Relaxed),
+            PREFILL_SCORE_BUDGET.swap(budget, Ordering::Relaxed),
+        );
+        let g = generate(&model, &prompts, 2, &p, None).unwrap();
+        let l = next_token_logits(&model, None, &prompts).unwrap();
+        AUTO_PREFIX_MIN_TOKENS.store(a0, Ordering::Relaxed);
+        PREFILL_SCORE_BUDGET.store(b0, Ordering::Relaxed);
+        (g, l)
+    };
+    let (plain, plain_l) = run(usize::MAX, 1 << 28);
+    // Each prompt alone: the reference for the batched runs.
+    for (i, prompt) in prompts.iter().enumerate() {
+        let alone = generate(&model, std::slice::from_ref(prompt), 1, &p, None).unwrap();
+        assert_eq!(plain[2 * i].token_ids, alone[0].token_ids, "prompt {i}");
+        assert_eq!(plain[2 * i].prompt_index, i);
+    }
+    for (auto, budget) in [(1, 1 << 28), (usize::MAX, 1), (1, 1)] {
+        let (g, l) = run(auto, budget);
+        assert!(
+            max_abs_diff(&l, &plain_l) < 1e-5,
+            "auto {auto}, budget {budget}"
+        );
+        for (a, b) in g.iter().zip(&plain) {
+            assert_eq!(a.prompt_index, b.prompt_index);
+            assert_eq!(a.token_ids, b.token_ids, "auto {auto}, budget {budget}");
+            for (x, y) in a.logprobs.iter().zip(&b.logprobs) {
+                assert!(
+                    (x - y).abs() < 1e-4,
+                    "auto {auto}, budget {budget}: {x} vs {y}"
+                );
+            }
+        }
+    }
+}

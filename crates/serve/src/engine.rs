@@ -343,12 +343,17 @@ impl Engine {
             }
         }
         self.metrics.observe_batch(n_requests, items);
+        let t0 = Instant::now();
         for (_, group) in scores {
             self.score_group(group);
         }
         for (_, group) in gens {
             self.generate_group(group);
         }
+        tracing::debug!(
+            "engine: batch of {n_requests} requests, {items} items in {:.1} ms",
+            1e3 * t0.elapsed().as_secs_f64()
+        );
     }
 
     fn load_adapter(&mut self, name: &str, path: &Path) -> Result<(), EngineError> {
