@@ -7,7 +7,7 @@
         prompts --variant no-reasoning`) the verdict-token prompts sorted by length with the two
         label words' first tokens.
     engine_peer.py drive --model DIR --data FILE --ours BINARY --out RAW.json
-                         [--configs gen:1:64,gen:16:64,gen:64:32,score:16:256,train:8:256,gemm:2048]
+                         [--configs gemm:2048,copy:512,gen:1:64,gen:16:64,gen:64:32,score:16:64,train:8:256]
                          [--runs R] [--threads T]
         Run the benchmark: the peer (transformers, in this process) and ours (BINARY in `serve`
         mode, a child process), interleaved run by run (the order rotates), one untimed warm-up
@@ -150,10 +150,12 @@ class PeerGen:
 
 
 def common_prefix(prompts):
-    n = len(prompts[0])
+    """Length of the prompts' common start, leaving each at least one token of its own (as
+    modrl_model::generate::common_start)."""
+    n = min(map(len, prompts)) - 1
     for p in prompts[1:]:
-        n = min(n, next((i for i, (a, b) in enumerate(zip(prompts[0], p)) if a != b), min(len(p), n)))
-    return min(n, min(map(len, prompts)) - 1)
+        n = min(n, next((i for i, (a, b) in enumerate(zip(prompts[0], p)) if a != b), n))
+    return n
 
 
 def two_label_probs(logits, labels):
@@ -330,9 +332,7 @@ def drive(args):
                      "peer_prefix": PeerScorePrefix(model, prompts, labels, a)}
             info = {"batch": a, "items": n, "prompt_lens": [len(q) for q in prompts],
                     "prompt_len_min": min(map(len, prompts)), "prompt_len_max": max(map(len, prompts)),
-                    "prefix_tokens": common_prefix(prompts),
-                    "padded_tokens": sum(max(map(len, prompts[i:i + a])) * len(prompts[i:i + a])
-                                         for i in range(0, n, a))}
+                    "prefix_tokens": common_prefix(prompts)}
         elif kind == "copy":
             (mib,) = nums
             name = f"copy_{mib}mib"

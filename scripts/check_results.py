@@ -863,10 +863,6 @@ RL_DIAGNOSIS = Page(
 
 # --- benchmark pages: medians, ratios, totals and rates from the runs the page prints -------------
 
-def _floats(s):
-    return [float(x) for x in re.findall(r"\d+(?:\.\d+)?", s)]
-
-
 def _half(text):
     return 0.5 * 10 ** -decimals(text)
 

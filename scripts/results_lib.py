@@ -565,15 +565,20 @@ def _engine_median(runs, bench, side, key="rate"):
     return _quantile(xs, 0.5) if xs else float("nan")
 
 
+def _layer_dims(cfg):
+    """(hidden, query width, key/value width, weights of one layer's seven projections)."""
+    d = cfg["hidden_size"]
+    hd = cfg.get("head_dim") or d // cfg["num_attention_heads"]
+    q, kv = cfg["num_attention_heads"] * hd, cfg["num_key_value_heads"] * hd
+    return d, q, kv, d * q + 2 * d * kv + q * d + 3 * d * cfg["intermediate_size"]
+
+
 def engine_forward_flops(cfg, n_tokens, ctx_pairs, logit_rows):
     """Matmul FLOPs of a dense forward: the seven projections of every layer for n_tokens tokens,
     attention (QK^T and PV) over ctx_pairs query-key pairs per layer, and the vocabulary
     projection for logit_rows positions. Norms, RoPE, softmax and activations are not counted."""
-    d, i, n_layers = cfg["hidden_size"], cfg["intermediate_size"], cfg["num_hidden_layers"]
-    hd = cfg.get("head_dim") or d // cfg["num_attention_heads"]
-    q, kv = cfg["num_attention_heads"] * hd, cfg["num_key_value_heads"] * hd
-    per_token = 2 * (d * q + 2 * d * kv + q * d + 3 * d * i)
-    return n_layers * (n_tokens * per_token + 4 * q * ctx_pairs) + 2 * d * cfg["vocab_size"] * logit_rows
+    d, q, _, proj = _layer_dims(cfg)
+    return cfg["num_hidden_layers"] * (n_tokens * 2 * proj + 4 * q * ctx_pairs) + 2 * d * cfg["vocab_size"] * logit_rows
 
 
 def _causal_pairs(start, n):
@@ -685,11 +690,8 @@ def bench_engine_lines(runs, meta):
         c, g1 = copy[0], gen1[0]
         bw = {s: med(c["name"], s) for s in ("ours", "peer")}
         mc = meta["model_config"]
-        d, n_layers = mc["hidden_size"], mc["num_hidden_layers"]
-        hd = mc.get("head_dim") or d // mc["num_attention_heads"]
-        q, kv = mc["num_attention_heads"] * hd, mc["num_key_value_heads"] * hd
-        weights = n_layers * (d * q + 2 * d * kv + q * d + 3 * mc["intermediate_size"] * d + 2 * d) \
-            + mc["vocab_size"] * d + d
+        d, _, _, proj = _layer_dims(mc)
+        weights = mc["num_hidden_layers"] * (proj + 2 * d) + mc["vocab_size"] * d + d
         mb = 4 * weights / 1e6
         sec["memory"].append(f"Memory: copying {c['mib']} MiB of f32 four times into a touched buffer moves ours {bw['ours']:.1f} GB/s, peer "
                    f"{bw['peer']:.1f} GB/s (read + write; median of {runs_cell(c['name'], ['ours', 'peer'])} "

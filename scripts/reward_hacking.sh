@@ -89,13 +89,7 @@ done
 first=$RUNS/acc/test/scores.jsonl
 if [ ! -f "$RUNS/start/metrics.json" ]; then
   mkdir -p "$RUNS/start"
-  .venv/bin/python - "$first" "$STAR/star-sft/test/scores.jsonl" "$RUNS/start/scores.jsonl" <<'PY'
-import json, sys
-keep = {json.loads(l)["id"] for l in open(sys.argv[1]) if l.strip()}
-rows = [l for l in open(sys.argv[2]) if l.strip() and json.loads(l)["id"] in keep]
-assert len(rows) == len(keep), f"{sys.argv[2]}: {len(rows)} of {len(keep)} ids"
-open(sys.argv[3], "w").writelines(rows)
-PY
+  restrict_scores "$first" "$STAR/star-sft/test/scores.jsonl" "$RUNS/start/scores.jsonl"
   cp "$STAR/star-sft/test/val_scores.jsonl" "$RUNS/start/"
   $B eval --from-scores "$RUNS/start" --out "$RUNS/start" > /dev/null 2>&1
 fi

@@ -111,13 +111,7 @@ for row in zero-shot sft sft-rl rl-kl-fmt; do
   [ -f "$src/scores.jsonl" ] || continue
   [ -f "$sub/$row/metrics.json" ] && continue
   mkdir -p "$sub/$row"
-  .venv/bin/python - "$dir/star-sft/test/scores.jsonl" "$src/scores.jsonl" "$sub/$row/scores.jsonl" <<'PY'
-import json, sys
-keep = {json.loads(l)["id"] for l in open(sys.argv[1]) if l.strip()}
-rows = [l for l in open(sys.argv[2]) if l.strip() and json.loads(l)["id"] in keep]
-assert len(rows) == len(keep), f"{sys.argv[2]}: {len(rows)} of {len(keep)} ids"
-open(sys.argv[3], "w").writelines(rows)
-PY
+  restrict_scores "$dir/star-sft/test/scores.jsonl" "$src/scores.jsonl" "$sub/$row/scores.jsonl"
   [ -f "$src/val_scores.jsonl" ] && cp "$src/val_scores.jsonl" "$sub/$row/"
   $B eval --from-scores "$sub/$row" --out "$sub/$row" > /dev/null 2>&1
 done

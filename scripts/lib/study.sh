@@ -19,3 +19,15 @@ compare() {
   mkdir -p "$3"
   $B eval --compare "$1" "$2" --out "$3" 2> /dev/null | sed "s|^|$4: |"
 }
+
+# The rows of scores file SRC whose ids are those of scores file IDS, written to OUT (every id of
+# IDS must be in SRC): IDS SRC OUT. Puts a row scored on more items beside a row on fewer.
+restrict_scores() {
+  .venv/bin/python - "$1" "$2" "$3" <<'PY'
+import json, sys
+keep = {json.loads(l)["id"] for l in open(sys.argv[1]) if l.strip()}
+rows = [l for l in open(sys.argv[2]) if l.strip() and json.loads(l)["id"] in keep]
+assert len(rows) == len(keep), f"{sys.argv[2]}: {len(rows)} of {len(keep)} ids"
+open(sys.argv[3], "w").writelines(rows)
+PY
+}

@@ -19,7 +19,7 @@ use std::time::Instant;
 use anyhow::{bail, Context, Result};
 use modrl_model::llama::{AttnMask, KvCache};
 use modrl_model::train::{self, AdamW, AdamWConfig};
-use modrl_model::generate::{next_token_logits, PrefixCache};
+use modrl_model::generate::{common_start, next_token_logits, PrefixCache};
 use modrl_model::{generate, Device, Kind, Model, SamplingParams, Tensor};
 use serde_json::{json, Value};
 
@@ -81,6 +81,20 @@ fn gen_once(model: &Model, prompts: &[Vec<u32>], max_new: usize) -> Result<Value
     Ok(json!({"seconds": dt, "tokens": n}))
 }
 
+/// The two label tokens verdict-token scoring reads (`label_ids` of the data file).
+fn label_ids(data: &Value) -> Result<[i64; 2]> {
+    let ids: Vec<i64> = data["label_ids"]
+        .as_array()
+        .context("data file has no label_ids")?
+        .iter()
+        .filter_map(|x| x.as_i64())
+        .collect();
+    match ids[..] {
+        [a, b] => Ok([a, b]),
+        _ => bail!("data file has {} label_ids, need 2", ids.len()),
+    }
+}
+
 /// One timed verdict-token scoring pass over the first `n` scoring prompts, `batch` per forward, as
 /// `modrl eval` / `modrl serve` score: the prompts' common prefix (instruction + policy) is
 /// prefilled once per pass (timed) and every batch attends to it in place. Returns the seconds and
@@ -89,10 +103,7 @@ fn gen_once(model: &Model, prompts: &[Vec<u32>], max_new: usize) -> Result<Value
 fn score_once(model: &Model, prompts: &[Vec<u32>], labels: [i64; 2], batch: usize) -> Result<Value> {
     let t0 = Instant::now();
     // Every prompt keeps at least its last token of its own (the peer cuts at the same place).
-    let shortest = prompts.iter().map(|p| p.len()).min().unwrap_or(1);
-    let lcp = prompts.iter().skip(1).fold(shortest - 1, |n, p| {
-        n.min(prompts[0].iter().zip(p).take_while(|(a, b)| a == b).count())
-    });
+    let lcp = common_start(prompts);
     let prefix = PrefixCache::new(model, &prompts[0][..lcp])?;
     let mut probs = Vec::with_capacity(prompts.len());
     for chunk in prompts.chunks(batch) {
@@ -188,10 +199,6 @@ fn serve(model: &mut Model, data: &Value) -> Result<()> {
     use std::io::{BufRead, Write};
     let prompts = ids_list(data, "prompts")?;
     let scoring = ids_list(data, "score_prompts").unwrap_or_default();
-    let labels: Vec<i64> = data["label_ids"]
-        .as_array()
-        .map(|a| a.iter().filter_map(|x| x.as_i64()).collect())
-        .unwrap_or_default();
     let mut trainer: Option<Trainer> = None;
     let stdout = std::io::stdout();
     let say = |v: Value| -> Result<()> {
@@ -223,10 +230,10 @@ fn serve(model: &mut Model, data: &Value) -> Result<()> {
             }
             "score" => {
                 let n = num("n")? as usize;
-                if scoring.len() < n || labels.len() != 2 {
-                    bail!("data file has {} score_prompts and {} label_ids, need {n} and 2", scoring.len(), labels.len());
+                if scoring.len() < n {
+                    bail!("data file has {} score_prompts, need {n}", scoring.len());
                 }
-                score_once(model, &scoring[..n], [labels[0], labels[1]], num("batch")? as usize)?
+                score_once(model, &scoring[..n], label_ids(data)?, num("batch")? as usize)?
             }
             "gemm" => gemm_once(num("n")? as i64),
             "copy" => copy_once(num("mib")? as i64),
@@ -330,12 +337,7 @@ fn main() -> Result<()> {
         "profile" => profile_gen(&model, &data, &args)?,
         "score" => {
             let prompts = ids_list(&data, "score_prompts")?;
-            let l: Vec<i64> = data["label_ids"]
-                .as_array()
-                .context("data file has no label_ids")?
-                .iter()
-                .filter_map(|x| x.as_i64())
-                .collect();
+            let labels = label_ids(&data)?;
             let n: usize = args.get("n", Some(64))?;
             let b: usize = args.get("batch", Some(16))?;
             let runs: usize = args.get("runs", Some(2))?;
@@ -346,7 +348,7 @@ fn main() -> Result<()> {
             let mut sorted = prompts[..n].to_vec();
             sorted.sort_by_key(|p| p.len());
             let times: Vec<f64> = (0..runs)
-                .map(|_| score_once(&model, &sorted, [l[0], l[1]], b).map(|v| v["seconds"].as_f64().unwrap()))
+                .map(|_| score_once(&model, &sorted, labels, b).map(|v| v["seconds"].as_f64().unwrap()))
                 .collect::<Result<_>>()?;
             // The same batches against a prefix built once beforehand (as a server holds it): the
             // policy prefix of every prompt, found as the common start of a pair of prompts.
@@ -374,7 +376,7 @@ fn main() -> Result<()> {
                 .collect::<Result<_>>()?;
             json!({"task": "gen", "batch": b, "runs": times})
         }
-        other => bail!("unknown command {other}: expected serve, profile or gen"),
+        other => bail!("unknown command {other}: expected serve, profile, score or gen"),
     };
     out["threads"] = json!(tch::get_num_threads());
     println!("{}", serde_json::to_string(&out)?);

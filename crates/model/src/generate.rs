@@ -171,13 +171,17 @@ pub static CPU_PREFILL_SCORE_BUDGET: std::sync::atomic::AtomicI64 =
 pub static AUTO_PREFIX_MIN_TOKENS: std::sync::atomic::AtomicUsize =
     std::sync::atomic::AtomicUsize::new(16);
 
-/// Length of the common start of all prompts, leaving every prompt at least one token of its own.
-fn common_start(prompts: &[Vec<u32>]) -> usize {
+/// Length of the common start of all prompts, leaving every prompt at least one token of its own
+/// (0 for no prompts).
+pub fn common_start(prompts: &[Vec<u32>]) -> usize {
+    let Some(first) = prompts.first() else {
+        return 0;
+    };
     let shortest = prompts.iter().map(|p| p.len()).min().unwrap_or(1);
     prompts[1..]
         .iter()
         .fold(shortest.saturating_sub(1), |n, p| {
-            n.min(prompts[0].iter().zip(p).take_while(|(a, b)| a == b).count())
+            n.min(first.iter().zip(p).take_while(|(a, b)| a == b).count())
         })
 }
 
@@ -191,14 +195,15 @@ fn prefill_order(prompts: &[Vec<u32>]) -> Vec<usize> {
 
 /// Run the prompts through the model into a fresh cache with room for `extra` more tokens, reusing
 /// the shared prefix where the prompts start with it (or, without one, the prompts' own common
-/// start when it reaches [`AUTO_PREFIX_MIN_TOKENS`]). Cache row `i` holds prompt `order[i]`
-/// ([`prefill_order`]); the logits `[B, V]` of every row's last prompt token are in that order.
+/// start when it reaches [`AUTO_PREFIX_MIN_TOKENS`]). Returns the cache, the logits `[B, V]` of
+/// every row's last prompt token, and the row order ([`prefill_order`]): cache row and logits row
+/// `i` hold prompt `order[i]`.
 fn prefill(
     model: &Model,
     prefix: Option<&PrefixCache>,
     prompts: &[Vec<u32>],
     extra: i64,
-) -> (KvCache, Tensor) {
+) -> (KvCache, Tensor, Vec<usize>) {
     let dev = model.device;
     let auto;
     let prefix = match prefix {
@@ -304,7 +309,7 @@ fn prefill(
     cache.len = lmax;
     cache.next_pos = mask.sum_dim_intlist(1, false, Kind::Int64) + p;
     let logits = model.logits(&Tensor::cat(&last, 0));
-    (cache, logits)
+    (cache, logits, order)
 }
 
 /// Logits `[B, V]` of the token after each prompt (one forward pass; the verdict-token scorer's
@@ -317,12 +322,11 @@ pub fn next_token_logits(
     if prompts.is_empty() || prompts.iter().any(|p| p.is_empty()) {
         bail!("next_token_logits needs non-empty prompts");
     }
-    let order = prefill_order(prompts);
+    let (_, logits, order) = tch::no_grad(|| prefill(model, prefix, prompts, 0));
     let mut back = vec![0i64; order.len()];
     for (row, &i) in order.iter().enumerate() {
         back[i] = row as i64;
     }
-    let logits = tch::no_grad(|| prefill(model, prefix, prompts, 0).1);
     Ok(logits.index_select(0, &Tensor::from_slice(&back).to_device(logits.device())))
 }
 
@@ -372,10 +376,10 @@ pub fn generate_with_prefix(
     };
     let dev = model.device;
     tch::no_grad(|| {
-        let (mut cache, mut logits) = prefill(model, prefix, prompts, params.max_new_tokens as i64);
+        let (mut cache, mut logits, order) =
+            prefill(model, prefix, prompts, params.max_new_tokens as i64);
         // Share each prompt's cache among its n samples. Cache row i holds prompt order[i]; the
         // outputs stay prompt-major.
-        let order = prefill_order(prompts);
         let rows: Vec<usize> = order
             .iter()
             .flat_map(|&p| std::iter::repeat_n(p, n))
