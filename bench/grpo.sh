@@ -2,7 +2,8 @@
 # One GRPO step on the default model: `modrl train` vs TRL's GRPOTrainer, CPU, same model, LoRA,
 # prompts, G, batch, completion length, loss (DAPO token mean, beta = 0) and rewards. Each side
 # runs ROUNDS times, the sides alternating (ours, TRL, TRL, ours, ...), STEPS optimizer steps a run;
-# the first step of every run is a warm-up. Every step is written to
+# the first step of every run is a warm-up. Round r seeds both sides with r (data order and
+# sampling), so the rounds draw different prompts and completions instead of repeating one run. Every step is written to
 # docs/results/bench-grpo/REGIME.json, from which bench/grpo_report.py writes docs/results/bench-grpo.md
 # (all regimes measured so far) and scripts/check_results.sh rebuilds its tables. Not a test: run it
 # alone on the machine.
@@ -26,7 +27,7 @@ OUT=${OUT:-runs/bench-grpo/$REGIME}
 PY=.venv/bin/python
 M=target/release/modrl
 
-[ -x "$M" ] || cargo build --release
+cargo build --release --quiet  # never a stale binary
 $PY -c "import trl" 2>/dev/null || .venv/bin/pip install -q "trl==1.16.0"
 mkdir -p "$OUT" runs/data
 [ -f runs/data/prompt-harm.jsonl ] || $M data import --source prompt-harm --in ../shared/data/prompt-harm --out runs/data/prompt-harm.jsonl
@@ -79,6 +80,7 @@ scoring = "verdict-token"
 out = "$OUT/ours-run"
 save_every = 1000
 threads = $THREADS
+seed = SEED
 T
 load() { cut -d' ' -f1 /proc/loadavg; }
 RAW="$OUT/steps.jsonl"
@@ -87,7 +89,8 @@ ours() { # round
   rm -rf "$OUT/ours-run"
   local l0; l0=$(load)
   echo "== round $1: ours (load $l0)"
-  $M train --config "$OUT/ours.toml" 2>&1 | grep -v "^\s*$" | tail -2
+  sed "s/^seed = SEED$/seed = $1/" "$OUT/ours.toml" > "$OUT/ours-round.toml"
+  $M train --config "$OUT/ours-round.toml" 2>&1 | grep -v "^\s*$" | tail -2
   $PY - "$OUT/ours-run/metrics.jsonl" "$1" "$l0" >> "$RAW" <<'P'
 import json, sys
 path, rnd, load = sys.argv[1], int(sys.argv[2]), float(sys.argv[3])
@@ -96,8 +99,10 @@ for i, r in enumerate(rows):
     print(json.dumps({"side": "modrl", "round": rnd, "step": i + 1, "warmup": i == 0,
                       "seconds": round(r["step_time"], 3), "completion_tokens": r["num_tokens"],
                       "clipped": r.get("completions/clipped_ratio"), "reward": r.get("reward"),
-                      "generation_s": round(r["timing/generation"], 3),
-                      "load_before_run": load}))
+                      **{k: round(r[m], 3) for k, m in [("generation_s", "timing/generation"),
+                         ("rewards_s", "timing/rewards"), ("forward_backward_s", "timing/forward_backward"),
+                         ("optimizer_s", "timing/optimizer")] if m in r},
+                      "seed": rnd, "load_before_run": load}))
 P
 }
 trl() { # round
@@ -106,14 +111,16 @@ trl() { # round
   echo "== round $1: TRL (load $l0)"
   $PY bench/grpo_trl.py --model "$MODEL" --prompts "$OUT/prompts.jsonl" --out "$OUT/trl-run" --steps "$STEPS" \
     --prompts-per-step "$PROMPTS" --num-generations "$G" --max-completion-length "$MAXLEN" --threads "$THREADS" \
-    --micro-batch "$MICRO" 2>"$OUT/trl.log" | grep '^{"step"' > "$OUT/trl.jsonl"
+    --micro-batch "$MICRO" --seed "$1" 2>"$OUT/trl.log" | grep '^{"step"' > "$OUT/trl.jsonl"
   $PY - "$OUT/trl.jsonl" "$1" "$l0" >> "$RAW" <<'P'
 import json, sys
 path, rnd, load = sys.argv[1], int(sys.argv[2]), float(sys.argv[3])
 for i, r in enumerate(map(json.loads, open(path))):
     print(json.dumps({"side": "trl", "round": rnd, "step": i + 1, "warmup": i == 0,
                       "seconds": round(r["step_time"], 3), "completion_tokens": r["completion_tokens"],
-                      "clipped": r.get("clipped"), "reward": r.get("reward"), "load_before_run": load}))
+                      "clipped": r.get("clipped"), "reward": r.get("reward"),
+                      **{k: round(r[k], 3) for k in ("generation_s", "rewards_s", "generate_and_score_s", "optimizer_s") if k in r},
+                      "seed": rnd, "load_before_run": load}))
 P
 }
 for r in $(seq "$ROUNDS"); do

@@ -2,7 +2,11 @@
 prompts (rendered by `modrl data prompts`), G, batch, completion length, loss and rewards.
 
 Prints one JSON line per optimizer step: {"step", "step_time", "completion_tokens", "clipped",
-"reward"} (reward: the mean total reward of the step's completions, TRL's "reward" log).
+"reward", "generation_s", "rewards_s", "generate_and_score_s", "optimizer_s"} (reward: the mean
+total reward of the step's completions, TRL's "reward" log). The phases are timed by wrapping
+GRPOTrainer's own methods: `_generate` (sampling), `_calculate_rewards`, and
+`_generate_and_score_completions` (both, plus the prompt handling and any log-prob pass before
+training); optimizer = from the `on_pre_optimizer_step` to the `on_optimizer_step` callback.
 """
 import argparse
 import json
@@ -26,9 +30,10 @@ ap.add_argument("--max-completion-length", type=int, default=64)
 ap.add_argument("--micro-batch", type=int, default=4, help="completions per forward/backward")
 ap.add_argument("--lr", type=float, default=3e-5)
 ap.add_argument("--threads", type=int, default=2)
+ap.add_argument("--seed", type=int, default=0)
 a = ap.parse_args()
 torch.set_num_threads(a.threads)
-torch.manual_seed(0)
+torch.manual_seed(a.seed)
 
 rows = [json.loads(l) for l in open(a.prompts)]
 ds = Dataset.from_list([{"prompt": r["prompt"], "label": r["label"]} for r in rows])
@@ -47,16 +52,41 @@ def fmt(completions, **_):
     return [0.2 * float("</reasoning>" in c and LABEL.search(c) is not None) for c in completions]
 
 
+PHASES = ("generation_s", "rewards_s", "generate_and_score_s", "optimizer_s")
+
+
 class Timer(TrainerCallback):
     def __init__(self):
         self.t0 = None
+        self.t_opt = None
         self.rows = []
+        self.phase = dict.fromkeys(PHASES, 0.0)
 
     def on_step_begin(self, args, state, control, **kw):
         self.t0 = time.perf_counter()
+        self.phase = dict.fromkeys(PHASES, 0.0)
+
+    def on_pre_optimizer_step(self, args, state, control, **kw):
+        self.t_opt = time.perf_counter()
+
+    def on_optimizer_step(self, args, state, control, **kw):
+        self.phase["optimizer_s"] += time.perf_counter() - self.t_opt
 
     def on_step_end(self, args, state, control, **kw):
-        self.rows.append({"step": state.global_step, "step_time": time.perf_counter() - self.t0})
+        self.rows.append({"step": state.global_step, "step_time": time.perf_counter() - self.t0, **self.phase})
+
+    def wrap(self, obj, name, key):
+        """Add the wall time of every call of obj.name to this step's phase `key`."""
+        inner = getattr(obj, name)
+
+        def timed(*args, **kw):
+            t = time.perf_counter()
+            try:
+                return inner(*args, **kw)
+            finally:
+                self.phase[key] += time.perf_counter() - t
+
+        setattr(obj, name, timed)
 
 
 tok = AutoTokenizer.from_pretrained(a.model)
@@ -85,7 +115,7 @@ cfg = GRPOConfig(
     save_strategy="no",
     report_to="none",
     max_grad_norm=1.0,
-    seed=0,
+    seed=a.seed,
     dataloader_num_workers=0,
     disable_dropout=True,
 )
@@ -103,6 +133,9 @@ class Logs(TrainerCallback):
 
 trainer = GRPOTrainer(model=model, reward_funcs=[accuracy, fmt], args=cfg, train_dataset=ds,
                       processing_class=tok, peft_config=peft, callbacks=[timer, Logs()])
+for name, key in [("_generate", "generation_s"), ("_calculate_rewards", "rewards_s"),
+                  ("_generate_and_score_completions", "generate_and_score_s")]:
+    timer.wrap(trainer, name, key)
 trainer.train()
 for r, l in zip(timer.rows, [l for l in logs if "completions/mean_length" in l]):
     r["completion_tokens"] = l["completions/mean_length"] * a.prompts_per_step * a.num_generations

@@ -770,7 +770,9 @@ def load_test_lines(rows):
 def grpo_lines(doc):
     """The table of one regime of docs/results/bench-grpo.md from its bench-grpo/REGIME.json
     (bench/grpo.sh): per side the median and range of the timed steps (every step of a run but its
-    first), completion tokens, cut completions, reward, and modrl's phase times; TRL / modrl."""
+    first), completion tokens, cut completions, reward, and the phase times (modrl's from its
+    metrics; TRL's from bench/grpo_trl.py's timers, its forward + backward = the step minus
+    generate-and-score and the optimizer); TRL / modrl."""
     timed = {s: [r for r in doc["steps"] if r["side"] == s and not r["warmup"]] for s in ("modrl", "trl")}
 
     def med(side, key):
@@ -786,15 +788,22 @@ def grpo_lines(doc):
 
     per_tok = {s: _quantile(sorted(1e3 * r["seconds"] / r["completion_tokens"] for r in timed[s]), 0.5)
                for s in timed}
-    rests = sorted(r["seconds"] - r["generation_s"] for r in timed["modrl"] if r.get("generation_s") is not None)
-    rest = _quantile(rests, 0.5) if rests else None
+    # TRL's loss forward + backward: the step minus generate-and-score and the optimizer (bench/grpo_trl.py).
+    for r in timed["trl"]:
+        if r.get("generate_and_score_s") is not None and r.get("optimizer_s") is not None:
+            r["forward_backward_s"] = r["seconds"] - r["generate_and_score_s"] - r["optimizer_s"]
 
     def steps(side):
         return ", ".join("%.1f" % r["seconds"] for r in timed[side])
 
+    def phase(label, key):
+        a, b = med("modrl", key), med("trl", key)
+        ratio = f" {b / a:.2f}x " if a and b else " "
+        return f"| {label} | {num(a, '.1f')} | {num(b, '.1f')} |{ratio}|"
+
     loads = {s: sorted({r["load_before_run"] for r in doc["steps"] if r["side"] == s}) for s in timed}
     ratio = med("trl", "seconds") / med("modrl", "seconds")
-    return [
+    rows = [
         f"| {doc['regime']} | modrl | TRL {doc['versions']['trl']} | TRL / modrl |",
         "|---|---:|---:|---:|",
         f"| s / step, median [min, max] | {rng('modrl')} | {rng('trl')} | **{ratio:.2f}x** |",
@@ -806,8 +815,20 @@ def grpo_lines(doc):
         f"| completions cut at {doc['max_completion_length']} tokens (median) | {num(med('modrl', 'clipped'), '.2f')} | "
         f"{num(med('trl', 'clipped'), '.2f')} | |",
         f"| mean reward / step (median) | {num(med('modrl', 'reward'), '.3f')} | {num(med('trl', 'reward'), '.3f')} | |",
-        f"| rollout generation s / step (median) | {num(med('modrl', 'generation_s'), '.1f')} | n/a | |",
-        f"| rest of the step s (median: scoring, loss forward + backward, optimizer) | {num(rest, '.1f')} | n/a | |",
+        phase("rollout generation s / step (median)", "generation_s"),
+    ]
+    if med("modrl", "forward_backward_s") is None:
+        # Runs from before the trainer logged its other phases.
+        rests = sorted(r["seconds"] - r["generation_s"] for r in timed["modrl"] if r.get("generation_s") is not None)
+        rest = _quantile(rests, 0.5) if rests else None
+        rows.append(f"| rest of the step s (median: scoring, loss forward + backward, optimizer) | {num(rest, '.1f')} | n/a | |")
+    else:
+        rows += [
+            phase("rewards s / step (median)", "rewards_s"),
+            phase("loss forward + backward s / step (median)", "forward_backward_s"),
+            phase("optimizer s / step (median)", "optimizer_s"),
+        ]
+    return rows + [
         f"| load average (1 min) before each run | {', '.join(f'{x:.2f}' for x in loads['modrl'])} | "
         f"{', '.join(f'{x:.2f}' for x in loads['trl'])} | |",
         f"| goal: TRL / modrl >= 2x | | | {'met' if ratio >= 2 else 'not met'} |",

@@ -317,6 +317,7 @@ fn profile_gen(model: &Model, data: &Value, args: &Args) -> Result<Value> {
 }
 
 fn main() -> Result<()> {
+    modrl_model::tune_allocator();
     let args = Args::parse()?;
     let threads: i32 = args.get("threads", Some(2))?;
     tch::set_num_threads(threads);

@@ -168,6 +168,7 @@ fn cmd_generate(a: GenerateArgs) -> Result<()> {
 }
 
 fn main() {
+    modrl_model::tune_allocator();
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),

@@ -35,6 +35,27 @@ pub fn load(dir: &Path, device: Device, kind: Kind) -> Result<(Model, Tokenizer)
     Ok((model, tok))
 }
 
+/// Keep freed memory in the process for reuse instead of returning it to the system at once (glibc
+/// only; a no-op elsewhere, and when `MODRL_MALLOC=system`). libtorch allocates its large CPU
+/// tensors (a training micro-batch's `[B, L, vocab]` log-probs: hundreds of MB) with `malloc`,
+/// which glibc serves from fresh `mmap`s and unmaps on free, so every step faulted in and zeroed
+/// gigabytes again: 4.9 M page faults in 3 GRPO steps of the long-completion benchmark, 1.9 M
+/// with this (most in the first step), and the steps' training phase ~30% shorter. The price: the
+/// resident size stays at its peak. Call once, before any tensor is made.
+pub fn tune_allocator() {
+    if std::env::var("MODRL_MALLOC").is_ok_and(|v| v == "system") {
+        return;
+    }
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: mallopt only changes glibc's allocation thresholds; called before other threads
+    // allocate.
+    unsafe {
+        libc::mallopt(libc::M_MMAP_MAX, 0);
+        libc::mallopt(libc::M_TRIM_THRESHOLD, i32::MAX);
+        libc::mallopt(libc::M_TOP_PAD, 256 << 20);
+    }
+}
+
 /// The Rust binary links only libtorch's CPU library; load the CUDA one on demand so that
 /// `Device::Cuda` works when the venv's torch (or the GPU machine's) ships it.
 pub fn load_cuda_backend() -> Result<()> {

@@ -11,6 +11,49 @@ use tch::{Device, Kind, Tensor};
 use crate::config::{ModelConfig, RopeScaling};
 use crate::weights;
 
+/// Up to this many rows (tokens of the whole batch), [`project`] on CPU computes `(W x^T)^T`.
+const FEW_ROWS_MAX: i64 = 8;
+
+/// `x W^T + b` for `x` `[..., in]` and `W` `[out, in]`. A decoding step has few rows (one per
+/// sequence) against each weight matrix. For those, libtorch's CPU BLAS runs `x W^T` slowly: one
+/// row goes to a matrix-vector product that streams the weights on one core, 2-8 rows to a GEMM
+/// that packs all of `W` for every call. With the weight as the left operand (`W x^T`, one row
+/// given as two) it runs as a GEMM on every core with the small side packed. The same products,
+/// summed in another order (differences ~1e-6). Measured on the 2-core development machine (f32,
+/// SmolLM2-135M's 30 layers of seven projections, weights streamed from memory): 1 row 37.1 ->
+/// 18.4 ms, 4 rows 47.7 -> 22.2 ms, 8 rows 41.3 -> 37.6 ms, 16 rows equal; its 49152 x 576
+/// vocabulary projection: 1 row 10.1 -> 3.1 ms, 8 rows 15.8 -> 7.0 ms.
+fn project(x: &Tensor, w: &Tensor, bias: Option<&Tensor>) -> Tensor {
+    let size = x.size();
+    let k = *size.last().unwrap_or(&0);
+    let rows = if k > 0 { x.numel() as i64 / k } else { 0 };
+    if rows == 0
+        || rows > FEW_ROWS_MAX
+        || x.device() != Device::Cpu
+        || x.kind() != Kind::Float
+        || w.kind() != Kind::Float
+    {
+        return x.linear(w, bias);
+    }
+    let x2 = x.reshape([rows, k]);
+    let x2 = if rows == 1 {
+        Tensor::cat(&[&x2, &x2], 0)
+    } else {
+        x2
+    };
+    let y = w
+        .matmul(&x2.transpose(0, 1))
+        .transpose(0, 1)
+        .narrow(0, 0, rows);
+    let y = match bias {
+        Some(b) => y + b,
+        None => y.contiguous(),
+    };
+    let mut out = size;
+    *out.last_mut().unwrap() = w.size()[0];
+    y.view(out.as_slice())
+}
+
 /// A linear layer `y = x W^T + b`, with an optional LoRA adapter added on top.
 pub struct Linear {
     pub weight: Tensor,
@@ -21,7 +64,7 @@ pub struct Linear {
 impl Linear {
     /// `mode`: whether dropout is active and whether the adapter (if any) is applied.
     pub fn forward(&self, x: &Tensor, mode: Mode) -> Tensor {
-        let y = x.linear(&self.weight, self.bias.as_ref());
+        let y = project(x, &self.weight, self.bias.as_ref());
         match &self.lora {
             Some(l) if mode.adapters => y + l.delta(x, mode.train),
             _ => y,
@@ -614,7 +657,11 @@ impl Model {
 
     /// Project hidden states to vocabulary logits.
     pub fn logits(&self, hidden: &Tensor) -> Tensor {
-        hidden.linear::<Tensor>(self.lm_head.as_ref().unwrap_or(&self.embed_tokens), None)
+        project(
+            hidden,
+            self.lm_head.as_ref().unwrap_or(&self.embed_tokens),
+            None,
+        )
     }
 
     /// Logits `[B, T, V]` for right-padded (or unpadded) token ids `[B, T]`, causal attention.
@@ -683,5 +730,28 @@ impl Lora {
         x.linear::<Tensor>(&self.a, None)
             .linear::<Tensor>(&self.b, None)
             * self.scale
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn few_row_projection_equals_linear() {
+        tch::manual_seed(3);
+        let w = Tensor::randn([40, 24], (Kind::Float, Device::Cpu));
+        let b = Tensor::randn([40], (Kind::Float, Device::Cpu));
+        // 1 row (sent as two), a few rows in [B, T, in], the threshold, and one row past it.
+        for shape in [vec![1, 24], vec![3, 1, 24], vec![2, 4, 24], vec![9, 24]] {
+            let x = Tensor::randn(shape.as_slice(), (Kind::Float, Device::Cpu));
+            for bias in [None, Some(&b)] {
+                let ours = project(&x, &w, bias);
+                let want = x.linear(&w, bias);
+                assert_eq!(ours.size(), want.size());
+                let d = (&ours - &want).abs().max().double_value(&[]);
+                assert!(d < 1e-5, "{shape:?}: differs by {d}");
+            }
+        }
     }
 }

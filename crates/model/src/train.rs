@@ -12,7 +12,8 @@ use crate::llama::{AttnMask, KvCache, Model, SharedPrefix};
 pub struct TokenLogprobs {
     /// `[B, L]` log p(completion token | prefix), 0 at padding.
     pub logprobs: Tensor,
-    /// `[B, L]` entropy of the predictive distribution at each completion position (if asked).
+    /// `[B, L]` entropy of the predictive distribution at each completion position (if asked); a
+    /// metric, without gradients.
     pub entropy: Option<Tensor>,
     /// `[B, L]` float 1 for real completion tokens, 0 for padding.
     pub mask: Tensor,
@@ -100,8 +101,14 @@ pub fn completion_logprobs_with_prefix(
         .to_device(dev)
         .to_kind(ck);
     let lp = logp.gather(2, &targets, false).squeeze_dim(2) * &mask;
-    let entropy =
-        with_entropy.then(|| -(logp.exp() * &logp).sum_dim_intlist(-1, false, ck) * &mask);
+    // A metric, not a loss term: computed outside the graph, so the [B, L, V] tensors it needs
+    // are freed at once instead of being kept for a backward pass that never uses them.
+    let entropy = with_entropy.then(|| {
+        tch::no_grad(|| {
+            let logp = logp.detach();
+            -(logp.exp() * &logp).sum_dim_intlist(-1, false, ck) * &mask
+        })
+    });
     Ok(TokenLogprobs {
         logprobs: lp,
         entropy,

@@ -70,7 +70,9 @@ struct Rollouts {
     rounds: usize,
     all_groups: usize,
     zero_groups: usize,
+    /// Seconds spent sampling and scoring the completions with the reward functions.
     gen_time: f64,
+    reward_time: f64,
 }
 
 impl Rollouts {
@@ -153,7 +155,7 @@ fn collect_rollouts(
     let mut rounds = 0;
     let mut all_groups = 0usize;
     let mut zero_groups = 0usize;
-    let t_gen = Instant::now();
+    let (mut gen_time, mut reward_time) = (0.0, 0.0);
     loop {
         let need = rl.prompts_per_step - recs.len();
         let idx: Vec<usize> = (0..need)
@@ -169,6 +171,7 @@ fn collect_rollouts(
             seed: Some(step_seed.wrapping_add(rounds as u64 * 7919)),
             ..params_s.clone()
         };
+        let t_gen = Instant::now();
         let outs = match &ctx.rollout {
             None => {
                 generate_with_prefix(&ctx.model, prefix.as_ref(), &p_ids, g, &sp, Some(&ctx.tok))?
@@ -183,6 +186,8 @@ fn collect_rollouts(
                 r.client.completions_tokens(&r.model, &p_ids, g, &sp)?
             }
         };
+        gen_time += t_gen.elapsed().as_secs_f64();
+        let t_reward = Instant::now();
         // The whole answer: the prompt's assistant prefix (the verdict prefix in the
         // no-reasoning variant) and what was sampled after it.
         let out_texts: Vec<String> = outs
@@ -222,6 +227,7 @@ fn collect_rollouts(
                     .sum()
             })
             .collect();
+        reward_time += t_reward.elapsed().as_secs_f64();
         let zero = zero_std_groups(&totals, g);
         all_groups += zero.len();
         zero_groups += zero.iter().filter(|&&z| z).count();
@@ -260,7 +266,8 @@ fn collect_rollouts(
         rounds,
         all_groups,
         zero_groups,
-        gen_time: t_gen.elapsed().as_secs_f64(),
+        gen_time,
+        reward_time,
     })
 }
 
@@ -387,6 +394,7 @@ fn rollout_metrics(
         f(quotes.len() as f64 / n as f64),
     );
     metrics.insert("timing/generation".into(), f(ro.gen_time));
+    metrics.insert("timing/rewards".into(), f(ro.reward_time));
 }
 
 /// Phase 3: the policy-gradient update over all completions (micro-batched, gradients
@@ -427,6 +435,7 @@ fn policy_update(
         .step_by(rl.micro_batch_size)
         .map(|s| s..(s + rl.micro_batch_size).min(n))
         .collect();
+    let t_fb = Instant::now();
     let mut old: Vec<Option<Tensor>> = (0..chunks.len()).map(|_| None).collect();
     if rl.num_iterations > 1 {
         ctx.model.training = false;
@@ -533,6 +542,12 @@ fn policy_update(
             }
         }
     }
+    // The reference's and old policy's log-probs included, and with `num_iterations > 1` the
+    // updates before the last one.
+    metrics.insert(
+        "timing/forward_backward".into(),
+        f(t_fb.elapsed().as_secs_f64()),
+    );
     let all_tok: f64 = lens.iter().sum();
     metrics.insert(
         "entropy".into(),

@@ -542,8 +542,10 @@ fn run_stage(
                 );
             }
         } else {
+            let t = Instant::now();
             opt.step(&params, lr_now);
             zero_grad(&params);
+            metrics.insert("timing/optimizer".into(), f(t.elapsed().as_secs_f64()));
         }
         state.step += 1;
         global_step += 1;
