@@ -146,12 +146,17 @@ def main():
             "policy prefix once instead of once per item, which is the whole difference against "
             "transformers' batched forward, and what transformers does too when the prefix is reused "
             "through past_key_values: at the same FLOPs, the MFU table shows how close each side runs "
-            "to the GEMM peak. Decoding at batch 1 and 16 reads every weight once per generated token "
-            "on both sides but reaches only a fraction of what that memory traffic allows (the memory "
-            "line): the rest is the fixed cost of the many small operations per token (matrix-vector "
-            "products, norms, RoPE, attention over a short cache), paid on both sides through the same "
-            "libtorch calls, so the two stay close. Training runs the same kernels on the same work; "
-            "the runs vary more than the sides differ.",
+            "to the GEMM peak. Decoding reads every weight once per generated token. With one to eight "
+            "rows per step ours runs each projection as `W x^T` (one row given as two), which libtorch's "
+            "CPU BLAS runs as a GEMM on both cores near the memory bandwidth, where `x W^T` (what "
+            "transformers' `nn.Linear` calls) takes a one-core matrix-vector product for one row and a "
+            "GEMM that repacks the whole weight on every call for two to eight: that is the gain at batch "
+            "1 (`project` in crates/model/src/llama.rs, since commit b8cc410). At 16 rows both forms "
+            "run alike, so batch 16 gains only from the prefill; what remains there is the fixed cost of "
+            "the many small operations per token (norms, RoPE, attention over a short cache), paid on "
+            "both sides through the same libtorch calls. Ours also keeps freed memory in the process "
+            "(`modrl_model::tune_allocator`, glibc's mallopt) where the peer runs with glibc's defaults. "
+            "Training runs the same kernels on the same work; the runs vary more than the sides differ.",
             "",
         ]
     lines += [

@@ -39,6 +39,11 @@ def main():
     ]
     for doc in docs:
         plen = doc["prompt_tokens"]
+        seeded = all("seed" in r for r in doc["steps"])
+        seeds = ("run r of each side seeded with r (data order and sampling), so the runs draw different "
+                 "prompts and completions" if seeded else
+                 "every run seeded with 0, so each side's runs repeat the same prompts and completions "
+                 "(the timed steps are the same few draws, timed more than once)")
         lines += [
             f"## {doc['regime']}",
             "",
@@ -46,7 +51,7 @@ def main():
             f"{min(plen)}-{max(plen)} tokens, of which {doc['shared_prefix_tokens']} are the shared instruction + "
             f"policy prefix; {doc['prompts_per_step']} prompt(s) x G = {doc['num_generations']} completions per "
             f"step, at most {doc['max_completion_length']} new tokens, micro-batches of {doc['micro_batch']}, "
-            f"{doc['threads']} threads; {doc['rounds']} runs per side of {doc['steps_per_run']} steps.",
+            f"{doc['threads']} threads; {doc['rounds']} runs per side of {doc['steps_per_run']} steps, {seeds}.",
             "",
             *L.grpo_lines(doc),
             "",
@@ -63,9 +68,17 @@ def main():
         "row attends to it in place while sampling, and in training runs it once with gradients per micro-batch "
         "(not once per row); TRL (transformers `generate`, then a padded forward of prompt + completion per row) "
         "computes it for every row in both phases. The longer the completions and the shorter the prefix, the "
-        "smaller that share of the work, which is what the long-completion regime measures. modrl's phases "
-        "are in the tables (rollout generation, and the rest of the step: rewards, the loss forward and "
-        "backward, the optimizer); TRL does not report its phases. "
+        "smaller that share of the work, which is what the long-completion regime measures. Two engine "
+        "changes also act in every regime (commit b8cc410): a decoding step's projections (one row per "
+        "completion, G = 4-8 rows) run as `W x^T` rather than `x W^T`, which libtorch's CPU BLAS runs far below "
+        "the memory bandwidth for so few rows, and freed memory stays in the process, so the training phase no "
+        "longer faults in and zeroes its `[B, L, vocab]` tensors every step. The phases come from each side's "
+        "own timers: modrl's metrics (`timing/generation`, `timing/rewards`, `timing/forward_backward`, "
+        "`timing/optimizer`), and for TRL wrappers around GRPOTrainer's `_generate`, `_calculate_rewards` and "
+        "`_generate_and_score_completions` and the optimizer callbacks (bench/grpo_trl.py); TRL's loss forward + "
+        "backward is its step minus generate-and-score and the optimizer, so it also holds the data loading "
+        "and logging around them. A regime measured before the phases were logged shows modrl's generation and "
+        "the rest of its step only. "
         "When the two sides' completions differ in length (sampling is random on both sides and "
         "TRL's generation settings are its own), the time per completion token compares the same "
         "work better than the time per step.",

@@ -796,10 +796,10 @@ def grpo_lines(doc):
     def steps(side):
         return ", ".join("%.1f" % r["seconds"] for r in timed[side])
 
-    def phase(label, key):
+    def phase(label, key, spec=".1f"):
         a, b = med("modrl", key), med("trl", key)
         ratio = f" {b / a:.2f}x " if a and b else " "
-        return f"| {label} | {num(a, '.1f')} | {num(b, '.1f')} |{ratio}|"
+        return f"| {label} | {num(a, spec)} | {num(b, spec)} |{ratio}|"
 
     loads = {s: sorted({r["load_before_run"] for r in doc["steps"] if r["side"] == s}) for s in timed}
     ratio = med("trl", "seconds") / med("modrl", "seconds")
@@ -824,9 +824,9 @@ def grpo_lines(doc):
         rows.append(f"| rest of the step s (median: scoring, loss forward + backward, optimizer) | {num(rest, '.1f')} | n/a | |")
     else:
         rows += [
-            phase("rewards s / step (median)", "rewards_s"),
+            phase("rewards s / step (median)", "rewards_s", ".3f"),
             phase("loss forward + backward s / step (median)", "forward_backward_s"),
-            phase("optimizer s / step (median)", "optimizer_s"),
+            phase("optimizer s / step (median)", "optimizer_s", ".3f"),
         ]
     return rows + [
         f"| load average (1 min) before each run | {', '.join(f'{x:.2f}' for x in loads['modrl'])} | "
