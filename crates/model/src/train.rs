@@ -44,6 +44,44 @@ pub fn completion_logprobs_with_prefix(
     temperature: f64,
     with_entropy: bool,
 ) -> Result<TokenLogprobs> {
+    check_rows(prompts, completions, temperature)?;
+    let prefix = match prefix {
+        Some(ids) => PrefixArg::Ids(ids),
+        None => PrefixArg::None,
+    };
+    logprobs_of_rows(
+        model,
+        prefix,
+        prompts,
+        completions,
+        temperature,
+        with_entropy,
+    )
+}
+
+/// [`completion_logprobs_with_prefix`] with the prefix's keys and values already computed (with
+/// gradients) by a [`TrainPrefix`]: after the backward of every micro-batch, call
+/// [`TrainPrefix::backward`] once.
+pub fn completion_logprobs_with_train_prefix(
+    model: &Model,
+    prefix: &TrainPrefix,
+    prompts: &[&[u32]],
+    completions: &[&[u32]],
+    temperature: f64,
+    with_entropy: bool,
+) -> Result<TokenLogprobs> {
+    check_rows(prompts, completions, temperature)?;
+    logprobs_of_rows(
+        model,
+        PrefixArg::Computed(prefix),
+        prompts,
+        completions,
+        temperature,
+        with_entropy,
+    )
+}
+
+fn check_rows(prompts: &[&[u32]], completions: &[&[u32]], temperature: f64) -> Result<()> {
     if prompts.len() != completions.len() || prompts.is_empty() {
         bail!(
             "completion_logprobs needs as many prompts as completions (got {} and {})",
@@ -57,6 +95,17 @@ pub fn completion_logprobs_with_prefix(
     if temperature <= 0.0 {
         bail!("temperature must be positive");
     }
+    Ok(())
+}
+
+fn logprobs_of_rows(
+    model: &Model,
+    prefix: PrefixArg,
+    prompts: &[&[u32]],
+    completions: &[&[u32]],
+    temperature: f64,
+    with_entropy: bool,
+) -> Result<TokenLogprobs> {
     let dev = model.device;
     let rows = RowsForward::run(model, prefix, prompts, completions);
     let (hidden, suffixes) = (rows.hidden, rows.suffix_lens);
@@ -116,6 +165,96 @@ pub fn completion_logprobs_with_prefix(
     })
 }
 
+/// Where the rows' shared prefix comes from.
+enum PrefixArg<'a> {
+    None,
+    /// Token ids, run once for this call.
+    Ids(&'a [u32]),
+    /// Run once already, for several calls.
+    Computed(&'a TrainPrefix),
+}
+
+/// A prompt prefix's keys and values computed once, with gradients, for all micro-batches of an
+/// optimizer step. Each micro-batch attends to them as leaves of its own graph, so its backward
+/// leaves its gradient with respect to them here; [`TrainPrefix::backward`] then carries the sum
+/// back through the prefix's forward once (the chain rule: `sum(kv * dL/dkv)` has the same
+/// gradient with respect to the weights). Exactly the gradients of recomputing the prefix for every
+/// micro-batch, at one prefix forward and backward per step.
+pub struct TrainPrefix {
+    ids: Vec<u32>,
+    /// Per layer, keys and values as the prefix's forward computed them.
+    k: Vec<Tensor>,
+    v: Vec<Tensor>,
+    /// The same values, detached, as the leaves the micro-batches read.
+    k_leaf: Vec<Tensor>,
+    v_leaf: Vec<Tensor>,
+}
+
+impl TrainPrefix {
+    pub fn new(model: &Model, ids: &[u32]) -> TrainPrefix {
+        let (k, v) = if ids.is_empty() {
+            (vec![], vec![])
+        } else {
+            let sp = prefix_kv(model, ids);
+            (sp.k, sp.v)
+        };
+        let leaf = |t: &Tensor| t.detach().set_requires_grad(t.requires_grad());
+        TrainPrefix {
+            ids: ids.to_vec(),
+            k_leaf: k.iter().map(leaf).collect(),
+            v_leaf: v.iter().map(leaf).collect(),
+            k,
+            v,
+        }
+    }
+
+    /// Backpropagate the gradients the micro-batches left on the prefix's keys and values through
+    /// its forward (into the weights' `.grad`). Call once, after every micro-batch's backward.
+    pub fn backward(&self) {
+        let terms: Vec<Tensor> = self
+            .k
+            .iter()
+            .zip(&self.k_leaf)
+            .chain(self.v.iter().zip(&self.v_leaf))
+            .filter(|(out, _)| out.requires_grad())
+            .filter_map(|(out, leaf)| {
+                let g = leaf.grad();
+                g.defined().then(|| (out * g).sum(Kind::Float))
+            })
+            .collect();
+        if !terms.is_empty() {
+            Tensor::stack(&terms, 0).sum(Kind::Float).backward();
+        }
+    }
+
+    /// The first `p` positions, as the rows' shared prefix.
+    fn shared(&self, p: i64) -> SharedPrefix {
+        let first = |t: &Tensor| t.narrow(2, 0, p);
+        SharedPrefix {
+            k: self.k_leaf.iter().map(first).collect(),
+            v: self.v_leaf.iter().map(first).collect(),
+            len: p,
+        }
+    }
+}
+
+/// Keys and values of `ids` run as one sequence (with gradients where the weights have them).
+fn prefix_kv(model: &Model, ids: &[u32]) -> SharedPrefix {
+    let dev = model.device;
+    let pi = ids.len() as i64;
+    let pre = Tensor::from_slice(&ids.iter().map(|&x| x as i64).collect::<Vec<_>>())
+        .view([1, pi])
+        .to_device(dev);
+    let mut pc = KvCache::new(&model.config, 1, pi, model.kind, dev);
+    let ppos = Tensor::arange(pi, (Kind::Int64, dev)).view([1, pi]);
+    let _ = model.forward_hidden(&pre, &ppos, &AttnMask::Causal, Some(&mut pc));
+    SharedPrefix {
+        k: pc.k,
+        v: pc.v,
+        len: pi,
+    }
+}
+
 /// The hidden states of rows `prompt ++ completion`, the leading tokens they share with `prefix`
 /// computed once (cascade attention), right-padded; with gradients.
 struct RowsForward {
@@ -128,12 +267,17 @@ struct RowsForward {
 impl RowsForward {
     fn run(
         model: &Model,
-        prefix: Option<&[u32]>,
+        prefix: PrefixArg,
         prompts: &[&[u32]],
         completions: &[&[u32]],
     ) -> RowsForward {
         let dev = model.device;
-        let p = match prefix {
+        let pre_ids = match &prefix {
+            PrefixArg::None => None,
+            PrefixArg::Ids(ids) => Some(*ids),
+            PrefixArg::Computed(tp) => Some(tp.ids.as_slice()),
+        };
+        let p = match pre_ids {
             Some(pre) => prompts
                 .iter()
                 .map(|x| {
@@ -168,21 +312,11 @@ impl RowsForward {
             .expand([bi, ti], false);
         // Right padding: causal attention never lets a real token see the padding after it.
         let hidden = if p > 0 {
-            let pre = Tensor::from_slice(
-                &prompts[0][..p]
-                    .iter()
-                    .map(|&x| x as i64)
-                    .collect::<Vec<_>>(),
-            )
-            .view([1, pi])
-            .to_device(dev);
-            let mut pc = KvCache::new(&model.config, 1, pi, model.kind, dev);
-            let ppos = Tensor::arange(pi, (Kind::Int64, dev)).view([1, pi]);
-            let _ = model.forward_hidden(&pre, &ppos, &AttnMask::Causal, Some(&mut pc));
-            let shared = SharedPrefix {
-                k: pc.k,
-                v: pc.v,
-                len: pi,
+            // Causal attention: the first p positions' keys and values do not depend on what
+            // follows, so a longer computed prefix serves rows that share only p tokens of it.
+            let shared = match prefix {
+                PrefixArg::Computed(tp) => tp.shared(pi),
+                _ => prefix_kv(model, &prompts[0][..p]),
             };
             let mut cache = KvCache::shared_only(shared, bi, dev);
             model.forward_hidden(&ids, &pos, &AttnMask::Causal, Some(&mut cache))
@@ -210,6 +344,10 @@ pub fn next_token_logprobs_at(
     }
     let dev = model.device;
     let empty: Vec<&[u32]> = vec![&[]; prompts.len()];
+    let prefix = match prefix {
+        Some(ids) => PrefixArg::Ids(ids),
+        None => PrefixArg::None,
+    };
     let rows = RowsForward::run(model, prefix, prompts, &empty);
     let b = prompts.len() as i64;
     let h = rows.hidden.size()[2];

@@ -210,3 +210,68 @@ fn shared_prefix_training_forward_matches_unshared_loss_and_gradients() {
         );
     }
 }
+
+#[test]
+fn prefix_run_once_for_several_micro_batches_gives_the_same_gradients() {
+    use modrl_model::train::{
+        completion_logprobs_with_prefix, completion_logprobs_with_train_prefix, TrainPrefix,
+    };
+    let prefix: Vec<u32> = vec![1, 70, 71, 72, 73, 74, 75];
+    let prompts: Vec<Vec<u32>> = vec![
+        [prefix.clone(), vec![10, 11]].concat(),
+        [prefix.clone(), vec![20]].concat(),
+        [prefix.clone(), vec![30, 31, 32]].concat(),
+        // Shares only the first four tokens of the prefix: its micro-batch reads part of it.
+        [prefix[..4].to_vec(), vec![33, 34]].concat(),
+    ];
+    let comps: Vec<Vec<u32>> = vec![
+        vec![40, 41, 2],
+        vec![50, 2],
+        vec![60, 61, 62, 2],
+        vec![63, 2],
+    ];
+    // once: the prefix runs once (else in every micro-batch); carry: its gradient is carried back.
+    let run = |once: bool, carry: bool| {
+        let mut model = tiny_model(9);
+        model.set_base_trainable(true);
+        let tp = once.then(|| TrainPrefix::new(&model, &prefix));
+        let mut total = 0.0;
+        for r in [0..2, 2..4] {
+            let pr: Vec<&[u32]> = prompts[r.clone()].iter().map(|x| x.as_slice()).collect();
+            let cr: Vec<&[u32]> = comps[r].iter().map(|x| x.as_slice()).collect();
+            let out = match &tp {
+                Some(tp) => completion_logprobs_with_train_prefix(&model, tp, &pr, &cr, 0.9, false),
+                None => {
+                    completion_logprobs_with_prefix(&model, Some(&prefix), &pr, &cr, 0.9, false)
+                }
+            }
+            .unwrap();
+            let loss = -(out.logprobs.sum(Kind::Float));
+            loss.backward();
+            total += loss.double_value(&[]);
+        }
+        if let Some(tp) = tp.as_ref().filter(|_| carry) {
+            tp.backward();
+        }
+        let grads: Vec<Tensor> = model
+            .named_parameters()
+            .iter()
+            .map(|(_, t)| t.grad().copy())
+            .collect();
+        (total, grads)
+    };
+    let (l1, g1) = run(false, true);
+    let (l2, g2) = run(true, true);
+    assert!((l1 - l2).abs() < 1e-4, "loss {l1} vs {l2}");
+    for (a, b) in g1.iter().zip(&g2) {
+        let scale = a.abs().max().double_value(&[]).max(1e-3);
+        assert!(
+            max_abs_diff(a, b) / scale < 1e-4,
+            "gradient differs: {}",
+            max_abs_diff(a, b)
+        );
+    }
+    // Without carrying the prefix's gradient back, the weights miss its share: the check can fail.
+    let (_, g3) = run(true, false);
+    assert!(g1.iter().zip(&g3).any(|(a, b)| max_abs_diff(a, b) > 1e-3));
+}

@@ -6,7 +6,10 @@ use std::time::Instant;
 
 use anyhow::{Context, Result};
 use modrl_model::generate::{generate_with_prefix, PrefixCache, SamplingParams};
-use modrl_model::train::{clip_grad_norm, completion_logprobs_with_prefix, zero_grad, AdamW};
+use modrl_model::train::{
+    clip_grad_norm, completion_logprobs_with_prefix, completion_logprobs_with_train_prefix,
+    zero_grad, AdamW, TrainPrefix,
+};
 use modrl_model::{Kind, Tensor};
 use modrl_moderation::prompt::VERDICT_PREFIX;
 use modrl_moderation::verdict;
@@ -472,16 +475,30 @@ fn policy_update(
             }
             zero_grad(params);
         }
+        // With several micro-batches, the shared prefix runs once per update with gradients and
+        // its backward once after theirs (the same gradients as running it in each of them).
+        let train_prefix = (chunks.len() > 1 && !prefix_ids.is_empty())
+            .then(|| TrainPrefix::new(&ctx.model, prefix_ids));
         for (ci, r) in chunks.iter().enumerate() {
             let (pr, cr) = ro.rows(r.clone());
-            let lp = completion_logprobs_with_prefix(
-                &ctx.model,
-                Some(prefix_ids),
-                &pr,
-                &cr,
-                rl.temperature,
-                true,
-            )?;
+            let lp = match &train_prefix {
+                Some(tp) => completion_logprobs_with_train_prefix(
+                    &ctx.model,
+                    tp,
+                    &pr,
+                    &cr,
+                    rl.temperature,
+                    true,
+                )?,
+                None => completion_logprobs_with_prefix(
+                    &ctx.model,
+                    Some(prefix_ids),
+                    &pr,
+                    &cr,
+                    rl.temperature,
+                    true,
+                )?,
+            };
             let rows = r.len() as i64;
             let row_mask: Vec<f32> = r.clone().map(|i| mask_row(i) as f32).collect();
             let mask = &lp.mask * Tensor::from_slice(&row_mask).view([rows, 1]).to_device(dev);
@@ -540,6 +557,9 @@ fn policy_update(
                     }
                 }
             }
+        }
+        if let Some(tp) = &train_prefix {
+            tp.backward();
         }
     }
     // The reference's and old policy's log-probs included, and with `num_iterations > 1` the
