@@ -65,8 +65,10 @@ def main():
         "## Where the difference comes from",
         "",
         "The prompts of a step share the instruction + policy prefix. modrl prefills it once per step and every "
-        "row attends to it in place while sampling, and in training runs it once with gradients per micro-batch "
-        "(not once per row); TRL (transformers `generate`, then a padded forward of prompt + completion per row) "
+        "row attends to it in place while sampling, and in training runs it once with gradients per update, "
+        "carrying the micro-batches' summed gradient back through it once (`train::TrainPrefix`, since commit "
+        "6fb2f37; before, once per micro-batch: the long-completion rows were measured on b8cc410, before "
+        "it); TRL (transformers `generate`, then a padded forward of prompt + completion per row) "
         "computes it for every row in both phases. The longer the completions and the shorter the prefix, the "
         "smaller that share of the work, which is what the long-completion regime measures. Two engine "
         "changes also act in every regime (commit b8cc410): a decoding step's projections (one row per "

@@ -36,52 +36,14 @@ pub fn completion_logprobs(
 /// one sequence (with gradients), and every row attends to its keys and values (cascade attention)
 /// instead of recomputing them. Rows share as many leading tokens with `prefix` as all of them have
 /// in common (each keeps at least one prompt token of its own).
-pub fn completion_logprobs_with_prefix(
+pub fn completion_logprobs_with_prefix<'a>(
     model: &Model,
-    prefix: Option<&[u32]>,
+    prefix: impl Into<PrefixArg<'a>>,
     prompts: &[&[u32]],
     completions: &[&[u32]],
     temperature: f64,
     with_entropy: bool,
 ) -> Result<TokenLogprobs> {
-    check_rows(prompts, completions, temperature)?;
-    let prefix = match prefix {
-        Some(ids) => PrefixArg::Ids(ids),
-        None => PrefixArg::None,
-    };
-    logprobs_of_rows(
-        model,
-        prefix,
-        prompts,
-        completions,
-        temperature,
-        with_entropy,
-    )
-}
-
-/// [`completion_logprobs_with_prefix`] with the prefix's keys and values already computed (with
-/// gradients) by a [`TrainPrefix`]: after the backward of every micro-batch, call
-/// [`TrainPrefix::backward`] once.
-pub fn completion_logprobs_with_train_prefix(
-    model: &Model,
-    prefix: &TrainPrefix,
-    prompts: &[&[u32]],
-    completions: &[&[u32]],
-    temperature: f64,
-    with_entropy: bool,
-) -> Result<TokenLogprobs> {
-    check_rows(prompts, completions, temperature)?;
-    logprobs_of_rows(
-        model,
-        PrefixArg::Computed(prefix),
-        prompts,
-        completions,
-        temperature,
-        with_entropy,
-    )
-}
-
-fn check_rows(prompts: &[&[u32]], completions: &[&[u32]], temperature: f64) -> Result<()> {
     if prompts.len() != completions.len() || prompts.is_empty() {
         bail!(
             "completion_logprobs needs as many prompts as completions (got {} and {})",
@@ -95,19 +57,8 @@ fn check_rows(prompts: &[&[u32]], completions: &[&[u32]], temperature: f64) -> R
     if temperature <= 0.0 {
         bail!("temperature must be positive");
     }
-    Ok(())
-}
-
-fn logprobs_of_rows(
-    model: &Model,
-    prefix: PrefixArg,
-    prompts: &[&[u32]],
-    completions: &[&[u32]],
-    temperature: f64,
-    with_entropy: bool,
-) -> Result<TokenLogprobs> {
     let dev = model.device;
-    let rows = RowsForward::run(model, prefix, prompts, completions);
+    let rows = RowsForward::run(model, prefix.into(), prompts, completions);
     let (hidden, suffixes) = (rows.hidden, rows.suffix_lens);
     let b = prompts.len();
     let l = completions.iter().map(|c| c.len()).max().unwrap().max(1);
@@ -165,13 +116,25 @@ fn logprobs_of_rows(
     })
 }
 
-/// Where the rows' shared prefix comes from.
-enum PrefixArg<'a> {
+/// Where the rows' shared prefix comes from: `None`, token ids (`Some(&ids)`: run once for the
+/// call) or a [`TrainPrefix`] (run once for several calls; after the backward of every one of
+/// them, call [`TrainPrefix::backward`] once).
+pub enum PrefixArg<'a> {
     None,
-    /// Token ids, run once for this call.
     Ids(&'a [u32]),
-    /// Run once already, for several calls.
     Computed(&'a TrainPrefix),
+}
+
+impl<'a> From<Option<&'a [u32]>> for PrefixArg<'a> {
+    fn from(ids: Option<&'a [u32]>) -> Self {
+        ids.map_or(PrefixArg::None, PrefixArg::Ids)
+    }
+}
+
+impl<'a> From<&'a TrainPrefix> for PrefixArg<'a> {
+    fn from(tp: &'a TrainPrefix) -> Self {
+        PrefixArg::Computed(tp)
+    }
 }
 
 /// A prompt prefix's keys and values computed once, with gradients, for all micro-batches of an
@@ -344,11 +307,7 @@ pub fn next_token_logprobs_at(
     }
     let dev = model.device;
     let empty: Vec<&[u32]> = vec![&[]; prompts.len()];
-    let prefix = match prefix {
-        Some(ids) => PrefixArg::Ids(ids),
-        None => PrefixArg::None,
-    };
-    let rows = RowsForward::run(model, prefix, prompts, &empty);
+    let rows = RowsForward::run(model, prefix.into(), prompts, &empty);
     let b = prompts.len() as i64;
     let h = rows.hidden.size()[2];
     let last: Vec<i64> = rows.suffix_lens.iter().map(|&n| n as i64 - 1).collect();

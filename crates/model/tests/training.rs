@@ -10,6 +10,15 @@ use modrl_model::train::{
 };
 use modrl_model::{Device, Kind, Model, Tensor};
 
+/// The gradient of every parameter, in `named_parameters` order.
+fn param_grads(model: &Model) -> Vec<Tensor> {
+    model
+        .named_parameters()
+        .iter()
+        .map(|(_, t)| t.grad().copy())
+        .collect()
+}
+
 fn batch() -> (Vec<Vec<u32>>, Vec<Vec<u32>>) {
     (
         vec![vec![1, 10, 11, 12], vec![1, 20, 21], vec![1, 30]],
@@ -189,11 +198,7 @@ fn shared_prefix_training_forward_matches_unshared_loss_and_gradients() {
         assert!(!ent.requires_grad());
         let loss = -(r.logprobs.sum(Kind::Float));
         loss.backward();
-        let grads: Vec<Tensor> = model
-            .named_parameters()
-            .iter()
-            .map(|(_, t)| t.grad().copy())
-            .collect();
+        let grads = param_grads(&model);
         (loss.double_value(&[]), r.logprobs.detach(), grads, ent)
     };
     let (l1, lp1, g1, e1) = run(false);
@@ -213,9 +218,7 @@ fn shared_prefix_training_forward_matches_unshared_loss_and_gradients() {
 
 #[test]
 fn prefix_run_once_for_several_micro_batches_gives_the_same_gradients() {
-    use modrl_model::train::{
-        completion_logprobs_with_prefix, completion_logprobs_with_train_prefix, TrainPrefix,
-    };
+    use modrl_model::train::{completion_logprobs_with_prefix, TrainPrefix};
     let prefix: Vec<u32> = vec![1, 70, 71, 72, 73, 74, 75];
     let prompts: Vec<Vec<u32>> = vec![
         [prefix.clone(), vec![10, 11]].concat(),
@@ -240,9 +243,9 @@ fn prefix_run_once_for_several_micro_batches_gives_the_same_gradients() {
             let pr: Vec<&[u32]> = prompts[r.clone()].iter().map(|x| x.as_slice()).collect();
             let cr: Vec<&[u32]> = comps[r].iter().map(|x| x.as_slice()).collect();
             let out = match &tp {
-                Some(tp) => completion_logprobs_with_train_prefix(&model, tp, &pr, &cr, 0.9, false),
+                Some(tp) => completion_logprobs_with_prefix(&model, tp, &pr, &cr, 0.9, false),
                 None => {
-                    completion_logprobs_with_prefix(&model, Some(&prefix), &pr, &cr, 0.9, false)
+                    completion_logprobs_with_prefix(&model, Some(&prefix[..]), &pr, &cr, 0.9, false)
                 }
             }
             .unwrap();
@@ -253,11 +256,7 @@ fn prefix_run_once_for_several_micro_batches_gives_the_same_gradients() {
         if let Some(tp) = tp.as_ref().filter(|_| carry) {
             tp.backward();
         }
-        let grads: Vec<Tensor> = model
-            .named_parameters()
-            .iter()
-            .map(|(_, t)| t.grad().copy())
-            .collect();
+        let grads = param_grads(&model);
         (total, grads)
     };
     let (l1, g1) = run(false, true);

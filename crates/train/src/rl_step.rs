@@ -7,8 +7,7 @@ use std::time::Instant;
 use anyhow::{Context, Result};
 use modrl_model::generate::{generate_with_prefix, PrefixCache, SamplingParams};
 use modrl_model::train::{
-    clip_grad_norm, completion_logprobs_with_prefix, completion_logprobs_with_train_prefix,
-    zero_grad, AdamW, TrainPrefix,
+    clip_grad_norm, completion_logprobs_with_prefix, zero_grad, AdamW, PrefixArg, TrainPrefix,
 };
 use modrl_model::{Kind, Tensor};
 use modrl_moderation::prompt::VERDICT_PREFIX;
@@ -481,24 +480,18 @@ fn policy_update(
             .then(|| TrainPrefix::new(&ctx.model, prefix_ids));
         for (ci, r) in chunks.iter().enumerate() {
             let (pr, cr) = ro.rows(r.clone());
-            let lp = match &train_prefix {
-                Some(tp) => completion_logprobs_with_train_prefix(
-                    &ctx.model,
-                    tp,
-                    &pr,
-                    &cr,
-                    rl.temperature,
-                    true,
-                )?,
-                None => completion_logprobs_with_prefix(
-                    &ctx.model,
-                    Some(prefix_ids),
-                    &pr,
-                    &cr,
-                    rl.temperature,
-                    true,
-                )?,
+            let prefix = match &train_prefix {
+                Some(tp) => PrefixArg::from(tp),
+                None => PrefixArg::from(Some(prefix_ids)),
             };
+            let lp = completion_logprobs_with_prefix(
+                &ctx.model,
+                prefix,
+                &pr,
+                &cr,
+                rl.temperature,
+                true,
+            )?;
             let rows = r.len() as i64;
             let row_mask: Vec<f32> = r.clone().map(|i| mask_row(i) as f32).collect();
             let mask = &lp.mask * Tensor::from_slice(&row_mask).view([rows, 1]).to_device(dev);
