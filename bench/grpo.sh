@@ -3,10 +3,10 @@
 # prompts, G, batch, completion length, loss (DAPO token mean, beta = 0) and rewards. Each side
 # runs ROUNDS times, the sides alternating (ours, TRL, TRL, ours, ...), STEPS optimizer steps a run;
 # the first step of every run is a warm-up. Round r seeds both sides with r (data order and
-# sampling), so the rounds draw different prompts and completions instead of repeating one run. Every step is written to
-# docs/results/bench-grpo/REGIME.json, from which bench/grpo_report.py writes docs/results/bench-grpo.md
-# (all regimes measured so far) and scripts/check_results.sh rebuilds its tables. Not a test: run it
-# alone on the machine.
+# sampling), so the rounds draw different prompts and completions instead of repeating one run.
+# Every step is written to docs/results/bench-grpo/REGIME.json, from which bench/grpo_report.py
+# writes docs/results/bench-grpo.md (all regimes measured so far) and scripts/check_results.sh
+# rebuilds its tables. Not a test: run it alone on the machine.
 #
 #   bench/grpo.sh                                        # REGIME=prefix-heavy (defaults below)
 #   REGIME=long-completion POLICY=bench/policies/short.toml G=8 PROMPTS=1 MAXLEN=256 MICRO=8 bench/grpo.sh

@@ -39,11 +39,6 @@ def main():
     ]
     for doc in docs:
         plen = doc["prompt_tokens"]
-        seeded = all("seed" in r for r in doc["steps"])
-        seeds = ("run r of each side seeded with r (data order and sampling), so the runs draw different "
-                 "prompts and completions" if seeded else
-                 "every run seeded with 0, so each side's runs repeat the same prompts and completions "
-                 "(the timed steps are the same few draws, timed more than once)")
         lines += [
             f"## {doc['regime']}",
             "",
@@ -51,7 +46,9 @@ def main():
             f"{min(plen)}-{max(plen)} tokens, of which {doc['shared_prefix_tokens']} are the shared instruction + "
             f"policy prefix; {doc['prompts_per_step']} prompt(s) x G = {doc['num_generations']} completions per "
             f"step, at most {doc['max_completion_length']} new tokens, micro-batches of {doc['micro_batch']}, "
-            f"{doc['threads']} threads; {doc['rounds']} runs per side of {doc['steps_per_run']} steps, {seeds}.",
+            f"{doc['threads']} threads; {doc['rounds']} runs per side of {doc['steps_per_run']} steps, "
+            "run r of each side seeded with r (data order and sampling), so the runs draw different prompts and "
+            "completions.",
             "",
             *L.grpo_lines(doc),
             "",
@@ -79,8 +76,7 @@ def main():
         "`timing/optimizer`), and for TRL wrappers around GRPOTrainer's `_generate`, `_calculate_rewards` and "
         "`_generate_and_score_completions` and the optimizer callbacks (bench/grpo_trl.py); TRL's loss forward + "
         "backward is its step minus generate-and-score and the optimizer, so it also holds the data loading "
-        "and logging around them. A regime measured before the phases were logged shows modrl's generation and "
-        "the rest of its step only. "
+        "and logging around them. "
         "When the two sides' completions differ in length (sampling is random on both sides and "
         "TRL's generation settings are its own), the time per completion token compares the same "
         "work better than the time per step.",

@@ -774,6 +774,9 @@ def grpo_lines(doc):
     metrics; TRL's from bench/grpo_trl.py's timers, its forward + backward = the step minus
     generate-and-score and the optimizer); TRL / modrl."""
     timed = {s: [r for r in doc["steps"] if r["side"] == s and not r["warmup"]] for s in ("modrl", "trl")}
+    # TRL's loss forward + backward: the step minus generate-and-score and the optimizer (bench/grpo_trl.py).
+    timed["trl"] = [dict(r, forward_backward_s=r["seconds"] - r["generate_and_score_s"] - r["optimizer_s"])
+                    for r in timed["trl"]]
 
     def med(side, key):
         xs = sorted(r[key] for r in timed[side] if r.get(key) is not None)
@@ -788,11 +791,6 @@ def grpo_lines(doc):
 
     per_tok = {s: _quantile(sorted(1e3 * r["seconds"] / r["completion_tokens"] for r in timed[s]), 0.5)
                for s in timed}
-    # TRL's loss forward + backward: the step minus generate-and-score and the optimizer (bench/grpo_trl.py).
-    for r in timed["trl"]:
-        if r.get("generate_and_score_s") is not None and r.get("optimizer_s") is not None:
-            r["forward_backward_s"] = r["seconds"] - r["generate_and_score_s"] - r["optimizer_s"]
-
     def steps(side):
         return ", ".join("%.1f" % r["seconds"] for r in timed[side])
 
@@ -803,7 +801,7 @@ def grpo_lines(doc):
 
     loads = {s: sorted({r["load_before_run"] for r in doc["steps"] if r["side"] == s}) for s in timed}
     ratio = med("trl", "seconds") / med("modrl", "seconds")
-    rows = [
+    return [
         f"| {doc['regime']} | modrl | TRL {doc['versions']['trl']} | TRL / modrl |",
         "|---|---:|---:|---:|",
         f"| s / step, median [min, max] | {rng('modrl')} | {rng('trl')} | **{ratio:.2f}x** |",
@@ -816,19 +814,9 @@ def grpo_lines(doc):
         f"{num(med('trl', 'clipped'), '.2f')} | |",
         f"| mean reward / step (median) | {num(med('modrl', 'reward'), '.3f')} | {num(med('trl', 'reward'), '.3f')} | |",
         phase("rollout generation s / step (median)", "generation_s"),
-    ]
-    if med("modrl", "forward_backward_s") is None:
-        # Runs from before the trainer logged its other phases.
-        rests = sorted(r["seconds"] - r["generation_s"] for r in timed["modrl"] if r.get("generation_s") is not None)
-        rest = _quantile(rests, 0.5) if rests else None
-        rows.append(f"| rest of the step s (median: scoring, loss forward + backward, optimizer) | {num(rest, '.1f')} | n/a | |")
-    else:
-        rows += [
-            phase("rewards s / step (median)", "rewards_s", ".3f"),
-            phase("loss forward + backward s / step (median)", "forward_backward_s"),
-            phase("optimizer s / step (median)", "optimizer_s", ".3f"),
-        ]
-    return rows + [
+        phase("rewards s / step (median)", "rewards_s", ".3f"),
+        phase("loss forward + backward s / step (median)", "forward_backward_s"),
+        phase("optimizer s / step (median)", "optimizer_s", ".3f"),
         f"| load average (1 min) before each run | {', '.join(f'{x:.2f}' for x in loads['modrl'])} | "
         f"{', '.join(f'{x:.2f}' for x in loads['trl'])} | |",
         f"| goal: TRL / modrl >= 2x | | | {'met' if ratio >= 2 else 'not met'} |",

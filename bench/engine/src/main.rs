@@ -352,8 +352,8 @@ fn main() -> Result<()> {
                 .map(|_| score_once(&model, &sorted, labels, b).map(|v| v["seconds"].as_f64().unwrap()))
                 .collect::<Result<_>>()?;
             // The same batches against a prefix built once beforehand (as a server holds it): the
-            // policy prefix of every prompt, found as the common start of a pair of prompts.
-            let lcp = sorted[0].iter().zip(&sorted[sorted.len() - 1]).take_while(|(a, b)| a == b).count();
+            // prompts' common start (instruction + policy).
+            let lcp = common_start(&sorted);
             let pc = PrefixCache::new(&model, &sorted[0][..lcp])?;
             let warm: Vec<f64> = (0..runs)
                 .map(|_| -> Result<f64> {

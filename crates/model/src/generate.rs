@@ -125,14 +125,7 @@ impl PrefixCache {
         if ids.is_empty() {
             bail!("a shared prefix needs at least one token");
         }
-        let dev = model.device;
-        let mut cache = KvCache::new(&model.config, 1, ids.len() as i64, model.kind, dev);
-        let t = Tensor::from_slice(&ids.iter().map(|&x| x as i64).collect::<Vec<_>>())
-            .view([1, -1])
-            .to_device(dev);
-        let pos = Tensor::arange(ids.len() as i64, (Kind::Int64, dev)).view([1, -1]);
-        let _ =
-            tch::no_grad(|| model.forward_hidden(&t, &pos, &AttnMask::Causal, Some(&mut cache)));
+        let cache = tch::no_grad(|| model.prefix_cache(ids));
         Ok(PrefixCache {
             ids: ids.to_vec(),
             cache,

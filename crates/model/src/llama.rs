@@ -655,6 +655,19 @@ impl Model {
         rms_norm(&x, &self.norm, cfg.rms_norm_eps)
     }
 
+    /// Keys and values of `ids` run as one sequence from position 0 (a shared prompt prefix), in a
+    /// cache of exactly that length; with gradients where the weights have them and autograd is on.
+    pub fn prefix_cache(&self, ids: &[u32]) -> KvCache {
+        let n = ids.len() as i64;
+        let mut cache = KvCache::new(&self.config, 1, n, self.kind, self.device);
+        let t = Tensor::from_slice(&ids.iter().map(|&x| x as i64).collect::<Vec<_>>())
+            .view([1, n])
+            .to_device(self.device);
+        let pos = Tensor::arange(n, (Kind::Int64, self.device)).view([1, n]);
+        let _ = self.forward_hidden(&t, &pos, &AttnMask::Causal, Some(&mut cache));
+        cache
+    }
+
     /// Project hidden states to vocabulary logits.
     pub fn logits(&self, hidden: &Tensor) -> Tensor {
         project(

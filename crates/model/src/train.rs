@@ -203,18 +203,11 @@ impl TrainPrefix {
 
 /// Keys and values of `ids` run as one sequence (with gradients where the weights have them).
 fn prefix_kv(model: &Model, ids: &[u32]) -> SharedPrefix {
-    let dev = model.device;
-    let pi = ids.len() as i64;
-    let pre = Tensor::from_slice(&ids.iter().map(|&x| x as i64).collect::<Vec<_>>())
-        .view([1, pi])
-        .to_device(dev);
-    let mut pc = KvCache::new(&model.config, 1, pi, model.kind, dev);
-    let ppos = Tensor::arange(pi, (Kind::Int64, dev)).view([1, pi]);
-    let _ = model.forward_hidden(&pre, &ppos, &AttnMask::Causal, Some(&mut pc));
+    let pc = model.prefix_cache(ids);
     SharedPrefix {
         k: pc.k,
         v: pc.v,
-        len: pi,
+        len: ids.len() as i64,
     }
 }
 

@@ -176,9 +176,8 @@ fn saved_weights_load_in_transformers_with_the_same_logits() {
     assert_eq!(max_abs_diff(&ours, &again), 0.0);
 }
 
-#[test]
-fn shared_prefix_training_forward_matches_unshared_loss_and_gradients() {
-    use modrl_model::train::completion_logprobs_with_prefix;
+/// A shared prefix and three (prompt, completion) rows that start with all of it.
+fn prefixed_rows() -> (Vec<u32>, Vec<Vec<u32>>, Vec<Vec<u32>>) {
     let prefix: Vec<u32> = vec![1, 70, 71, 72, 73, 74, 75];
     let prompts: Vec<Vec<u32>> = vec![
         [prefix.clone(), vec![10, 11]].concat(),
@@ -186,6 +185,13 @@ fn shared_prefix_training_forward_matches_unshared_loss_and_gradients() {
         [prefix.clone(), vec![30, 31, 32]].concat(),
     ];
     let comps: Vec<Vec<u32>> = vec![vec![40, 41, 2], vec![50, 2], vec![60, 61, 62, 2]];
+    (prefix, prompts, comps)
+}
+
+#[test]
+fn shared_prefix_training_forward_matches_unshared_loss_and_gradients() {
+    use modrl_model::train::completion_logprobs_with_prefix;
+    let (prefix, prompts, comps) = prefixed_rows();
     let run = |shared: bool| {
         let mut model = tiny_model(9);
         model.set_base_trainable(true);
@@ -219,20 +225,10 @@ fn shared_prefix_training_forward_matches_unshared_loss_and_gradients() {
 #[test]
 fn prefix_run_once_for_several_micro_batches_gives_the_same_gradients() {
     use modrl_model::train::{completion_logprobs_with_prefix, TrainPrefix};
-    let prefix: Vec<u32> = vec![1, 70, 71, 72, 73, 74, 75];
-    let prompts: Vec<Vec<u32>> = vec![
-        [prefix.clone(), vec![10, 11]].concat(),
-        [prefix.clone(), vec![20]].concat(),
-        [prefix.clone(), vec![30, 31, 32]].concat(),
-        // Shares only the first four tokens of the prefix: its micro-batch reads part of it.
-        [prefix[..4].to_vec(), vec![33, 34]].concat(),
-    ];
-    let comps: Vec<Vec<u32>> = vec![
-        vec![40, 41, 2],
-        vec![50, 2],
-        vec![60, 61, 62, 2],
-        vec![63, 2],
-    ];
+    let (prefix, mut prompts, mut comps) = prefixed_rows();
+    // A fourth row shares only the first four tokens of the prefix: its micro-batch reads part of it.
+    prompts.push([prefix[..4].to_vec(), vec![33, 34]].concat());
+    comps.push(vec![63, 2]);
     // once: the prefix runs once (else in every micro-batch); carry: its gradient is carried back.
     let run = |once: bool, carry: bool| {
         let mut model = tiny_model(9);

@@ -72,7 +72,7 @@ struct Rollouts {
     rounds: usize,
     all_groups: usize,
     zero_groups: usize,
-    /// Seconds spent sampling and scoring the completions with the reward functions.
+    /// Seconds spent sampling the completions, and scoring them with the reward functions.
     gen_time: f64,
     reward_time: f64,
 }
