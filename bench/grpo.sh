@@ -10,6 +10,10 @@
 #
 #   bench/grpo.sh                                        # REGIME=prefix-heavy (defaults below)
 #   REGIME=long-completion POLICY=bench/policies/short.toml G=8 PROMPTS=1 MAXLEN=256 MICRO=8 bench/grpo.sh
+#   REGIME=nonzero-rewards START=sft MAXLEN=128 bench/grpo.sh
+# START=sft: both sides start from the default model after a short SFT in the output contract
+# (bench/grpo-start-sft.toml, trained once into runs/bench-grpo/sft-start/final), whose rollouts
+# write valid verdicts and so earn mixed rewards; from the base model every reward is 0.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 MODEL=${MODEL:-models/smollm2-135m-instruct}
@@ -23,6 +27,7 @@ THREADS=${THREADS:-2}
 MICRO=${MICRO:-4}          # completions per forward/backward on both sides (memory: TRL needs
                            # ~16 GB at 8 rows of ~650 tokens without gradient checkpointing)
 POLICY=${POLICY:-configs/policies/prompt-harm-compact.toml}
+START=${START:-base}       # base | sft
 OUT=${OUT:-runs/bench-grpo/$REGIME}
 PY=.venv/bin/python
 M=target/release/modrl
@@ -31,6 +36,15 @@ cargo build --release --quiet  # never a stale binary
 $PY -c "import trl" 2>/dev/null || .venv/bin/pip install -q "trl==1.16.0"
 mkdir -p "$OUT" runs/data
 [ -f runs/data/prompt-harm.jsonl ] || $M data import --source prompt-harm --in ../shared/data/prompt-harm --out runs/data/prompt-harm.jsonl
+case "$START" in
+  base) ;;
+  sft)
+    SFT_DIR=runs/bench-grpo/sft-start
+    [ -f "$SFT_DIR/final/model.safetensors" ] || $M train --config bench/grpo-start-sft.toml --out "$SFT_DIR" \
+      --set "model.path=\"$MODEL\""
+    MODEL="$SFT_DIR/final" ;;
+  *) echo "START must be base or sft, not '$START'" >&2; exit 2 ;;
+esac
 # 16 training prompts of similar length (100-200 characters; half harmful), so that both sides
 # see the same prompt lengths whichever 2 they draw per step.
 $PY - "$OUT" <<'P'
@@ -99,6 +113,7 @@ for i, r in enumerate(rows):
     print(json.dumps({"side": "modrl", "round": rnd, "step": i + 1, "warmup": i == 0,
                       "seconds": round(r["step_time"], 3), "completion_tokens": r["num_tokens"],
                       "clipped": r.get("completions/clipped_ratio"), "reward": r.get("reward"),
+                      "frac_reward_zero_std": r.get("frac_reward_zero_std"),
                       **{k: round(r[m], 3) for k, m in [("generation_s", "timing/generation"),
                          ("rewards_s", "timing/rewards"), ("forward_backward_s", "timing/forward_backward"),
                          ("optimizer_s", "timing/optimizer")] if m in r},
@@ -119,6 +134,7 @@ for i, r in enumerate(map(json.loads, open(path))):
     print(json.dumps({"side": "trl", "round": rnd, "step": i + 1, "warmup": i == 0,
                       "seconds": round(r["step_time"], 3), "completion_tokens": r["completion_tokens"],
                       "clipped": r.get("clipped"), "reward": r.get("reward"),
+                      "frac_reward_zero_std": r.get("frac_reward_zero_std"),
                       **{k: round(r[k], 3) for k in ("generation_s", "rewards_s", "generate_and_score_s", "optimizer_s") if k in r},
                       "seed": rnd, "load_before_run": load}))
 P
@@ -127,9 +143,9 @@ for r in $(seq "$ROUNDS"); do
   if [ $((r % 2)) = 1 ]; then ours "$r"; trl "$r"; else trl "$r"; ours "$r"; fi
 done
 mkdir -p docs/results/bench-grpo
-$PY - "$OUT" "$REGIME" "$MODEL" "$POLICY" "$STEPS" "$ROUNDS" "$G" "$PROMPTS" "$MAXLEN" "$THREADS" "$MICRO" <<'P'
+$PY - "$OUT" "$REGIME" "$MODEL" "$POLICY" "$STEPS" "$ROUNDS" "$G" "$PROMPTS" "$MAXLEN" "$THREADS" "$MICRO" "$START" <<'P'
 import datetime, json, platform, subprocess, sys
-out, regime, model, policy, steps, rounds, g, prompts, maxlen, threads, micro = sys.argv[1:]
+out, regime, model, policy, steps, rounds, g, prompts, maxlen, threads, micro, start = sys.argv[1:]
 import torch, transformers, trl, peft
 sh = lambda c: subprocess.run(c, shell=True, capture_output=True, text=True).stdout.strip()
 plen = [json.loads(l)["prompt_tokens"] for l in open(f"{out}/prompts.jsonl")]
@@ -141,7 +157,8 @@ def shared_prefix_tokens():
     return len(transformers.AutoTokenizer.from_pretrained(model)(texts[0][:common], add_special_tokens=False)["input_ids"])
 dirty = sh("git status --porcelain --untracked-files=no -- crates bench")
 doc = {
-    "regime": regime, "model": model, "policy": policy, "steps_per_run": int(steps), "rounds": int(rounds),
+    "regime": regime, "model": model,
+    "start": "base model" if start == "base" else "the default model after bench/grpo-start-sft.toml's SFT", "policy": policy, "steps_per_run": int(steps), "rounds": int(rounds),
     "num_generations": int(g), "prompts_per_step": int(prompts), "max_completion_length": int(maxlen),
     "threads": int(threads), "micro_batch": int(micro), "prompt_tokens": plen,
     "shared_prefix_tokens": shared_prefix_tokens(),
@@ -150,7 +167,7 @@ doc = {
     "commit": sh("git rev-parse --short HEAD") + (" with uncommitted changes in crates/ or bench/" if dirty else ""),
     "date": f"{datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC",
     "cpu": sh("grep -m1 'model name' /proc/cpuinfo | cut -d: -f2").strip(), "nproc": int(sh("nproc")),
-    "command": f"REGIME={regime} POLICY={policy} ROUNDS={rounds} STEPS={steps} G={g} PROMPTS={prompts} "
+    "command": f"REGIME={regime}{' START=' + start if start != 'base' else ''} POLICY={policy} ROUNDS={rounds} STEPS={steps} G={g} PROMPTS={prompts} "
                f"MAXLEN={maxlen} THREADS={threads} MICRO={micro} bench/grpo.sh",
     "steps": [json.loads(l) for l in open(f"{out}/steps.jsonl")],
 }

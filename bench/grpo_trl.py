@@ -2,8 +2,9 @@
 prompts (rendered by `modrl data prompts`), G, batch, completion length, loss and rewards.
 
 Prints one JSON line per optimizer step: {"step", "step_time", "completion_tokens", "clipped",
-"reward", "generation_s", "rewards_s", "generate_and_score_s", "optimizer_s"} (reward: the mean
-total reward of the step's completions, TRL's "reward" log). The phases are timed by wrapping
+"reward", "frac_reward_zero_std", "generation_s", "rewards_s", "generate_and_score_s",
+"optimizer_s"} (reward: the mean total reward of the step's completions, TRL's "reward" log;
+frac_reward_zero_std: the share of groups whose rewards are all equal, i.e. without signal). The phases are timed by wrapping
 GRPOTrainer's own methods: `_generate` (sampling), `_calculate_rewards`, and
 `_generate_and_score_completions` (both, plus the prompt handling and any log-prob pass before
 training); optimizer = from the `on_pre_optimizer_step` to the `on_optimizer_step` callback.
@@ -141,4 +142,5 @@ for r, l in zip(timer.rows, [l for l in logs if "completions/mean_length" in l])
     r["completion_tokens"] = l["completions/mean_length"] * a.prompts_per_step * a.num_generations
     r["clipped"] = l.get("completions/clipped_ratio")
     r["reward"] = l.get("reward")
+    r["frac_reward_zero_std"] = l.get("frac_reward_zero_std")
     print(json.dumps(r), flush=True)

@@ -813,6 +813,9 @@ def grpo_lines(doc):
         f"| completions cut at {doc['max_completion_length']} tokens (median) | {num(med('modrl', 'clipped'), '.2f')} | "
         f"{num(med('trl', 'clipped'), '.2f')} | |",
         f"| mean reward / step (median) | {num(med('modrl', 'reward'), '.3f')} | {num(med('trl', 'reward'), '.3f')} | |",
+        *([f"| groups with all rewards equal, share / step (median) | {num(med('modrl', 'frac_reward_zero_std'), '.2f')} | "
+           f"{num(med('trl', 'frac_reward_zero_std'), '.2f')} | |"]
+          if any(r.get("frac_reward_zero_std") is not None for r in doc["steps"]) else []),
         phase("rollout generation s / step (median)", "generation_s"),
         phase("rewards s / step (median)", "rewards_s", ".3f"),
         phase("loss forward + backward s / step (median)", "forward_backward_s"),
@@ -820,6 +823,33 @@ def grpo_lines(doc):
         f"| load average (1 min) before each run | {', '.join(f'{x:.2f}' for x in loads['modrl'])} | "
         f"{', '.join(f'{x:.2f}' for x in loads['trl'])} | |",
         f"| goal: TRL / modrl >= 2x | | | {'met' if ratio >= 2 else 'not met'} |",
+    ]
+
+
+def classify_lines(run):
+    """The table and the exactly-once check of a bench/classify_resume.sh page from its raw run
+    file (REPORT-STEM/run.json: the four wall-clock stamps, rows written by each run, and the
+    counts of the final file's check)."""
+    w1, w2 = run["t1"] - run["t0"], run["t3"] - run["t2"]
+    n1, n2 = run["rows_run1"], run["rows_run2"]
+    c = run["check"]
+    ok = c["duplicated"] == 0 and c["missing"] == 0 and c["unknown"] == 0 and c["unreadable"] == 0 and c["keys_ok"]
+    return [
+        "| | rows written | wall s | items/s |",
+        "|---|---:|---:|---:|",
+        f"| run 1, killed with SIGKILL after {run['kill_after']} s | {n1} | {w1:.0f} | {n1 / w1:.1f} (incl. model load) |",
+        f"| run 2, same command (skips the {n1} ids already written) | {n2} | {w2:.0f} | {n2 / w2:.1f} (incl. model load) |",
+        f"| total | {n1 + n2} | {w1 + w2:.0f} | {(n1 + n2) / (w1 + w2):.1f} |",
+        "",
+        f"Check of the final file against the {c['input_ids']} input ids: **{'one result per id' if ok else 'FAILED'}** —",
+        f"{c['distinct']} distinct ids, {c['duplicated']} duplicated, {c['missing']} missing, {c['unknown']} unknown, "
+        f"{c['unreadable']} unreadable lines,",
+        f"every row has `id`, `label`, `score`: {c['keys_ok']}; {c['rejects']} rows in the rejects file. The {n1} rows "
+        "written before the kill",
+        f"are unchanged at the start of the final file: {c['prefix_unchanged']}. Flagged (score >= 0.5): {c['flagged']} "
+        f"of {n1 + n2}.",
+        f"Load average (1 min) before run 1: {run['load_before'][0]:.2f}, before run 2: {run['load_before'][1]:.2f}. "
+        f"Peak memory of run 2 (host RAM): {run['peak_rss_gb']:.2f} GB (0 = not measured).",
     ]
 
 

@@ -83,8 +83,9 @@ pub fn save(
     Ok(dir)
 }
 
-/// Full weights as an HF directory: model.safetensors + the base's config and tokenizer files.
-fn save_full(model: &Model, base: &Path, dir: &Path) -> Result<()> {
+/// Full weights as an HF directory: model.safetensors + the base's config and tokenizer files, so
+/// transformers (or `--model`) loads the folder as it is.
+pub fn save_full(model: &Model, base: &Path, dir: &Path) -> Result<()> {
     let config = std::fs::read_to_string(base.join("config.json"))
         .with_context(|| format!("{}: cannot read", base.join("config.json").display()))?;
     model.save_pretrained(dir, &config)?;

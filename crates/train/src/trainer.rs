@@ -300,10 +300,7 @@ fn save_weights(ctx: &Ctx, dir: &Path) -> Result<()> {
     let cfg = ctx.cfg;
     match &ctx.lora {
         Some(l) => lora::save_adapter(&ctx.model, l, dir, &cfg.model.path.display().to_string())?,
-        None => {
-            let conf = std::fs::read_to_string(cfg.model.path.join("config.json"))?;
-            ctx.model.save_pretrained(dir, &conf)?;
-        }
+        None => checkpoint::save_full(&ctx.model, &cfg.model.path, dir)?,
     }
     Ok(())
 }
