@@ -8,11 +8,13 @@
         label words' first tokens.
     engine_peer.py drive --model DIR --data FILE --ours BINARY --out RAW.json
                          [--configs gemm:2048,copy:512,gen:1:64,gen:16:64,gen:64:32,score:16:64,train:8:256]
-                         [--runs R] [--threads T]
+                         [--runs R] [--threads T] [--device cpu|cuda] [--dtype f32|bf16]
         Run the benchmark: the peer (transformers, in this process) and ours (BINARY in `serve`
         mode, a child process), interleaved run by run (the order rotates), one untimed warm-up
         each per configuration. Scoring has two peers: a batched forward of whole prompts, and the
-        policy prefix computed once and reused through past_key_values.
+        policy prefix computed once and reused through past_key_values. On a GPU (--device cuda)
+        both sides synchronise the device before a timed run ends (torch.cuda.synchronize here,
+        tch::Cuda::synchronize in ours), and --dtype bf16 loads both models in bfloat16.
 """
 
 import copy
@@ -110,10 +112,25 @@ def prepare(model_dir, out, score_prompts=None, n_prompts=64, train_rows=8, trai
     )
 
 
+DEVICE = torch.device("cpu")
+DTYPE = torch.float32
+
+
+def sync():
+    """Wait for the GPU's queued kernels (nothing to wait for on the CPU)."""
+    if DEVICE.type == "cuda":
+        torch.cuda.synchronize(DEVICE)
+
+
+def on_device(rows, dtype=torch.long):
+    """A tensor of token ids (or mask values) on the benchmark's device."""
+    return torch.tensor(rows, dtype=dtype, device=DEVICE)
+
+
 def load_model(model_dir):
     from transformers import AutoModelForCausalLM
 
-    return AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32)
+    return AutoModelForCausalLM.from_pretrained(model_dir, dtype=DTYPE).to(DEVICE)
 
 
 class PeerGen:
@@ -125,12 +142,8 @@ class PeerGen:
         pad = model.config.pad_token_id
         self.pad = 0 if pad is None else pad
         self.lmax = max(len(p) for p in prompts)
-        self.ids = torch.tensor(
-            [[self.pad] * (self.lmax - len(p)) + p for p in prompts], dtype=torch.long
-        )
-        self.mask = torch.tensor(
-            [[0] * (self.lmax - len(p)) + [1] * len(p) for p in prompts], dtype=torch.long
-        )
+        self.ids = on_device([[self.pad] * (self.lmax - len(p)) + p for p in prompts])
+        self.mask = on_device([[0] * (self.lmax - len(p)) + [1] * len(p) for p in prompts])
 
     def __call__(self):
         self.model.eval()
@@ -145,6 +158,7 @@ class PeerGen:
                 use_cache=True,
                 pad_token_id=self.pad,
             )
+        sync()
         dt = time.perf_counter() - t0
         return {"seconds": dt, "tokens": (out.shape[1] - self.lmax) * out.shape[0]}
 
@@ -159,7 +173,7 @@ def common_prefix(prompts):
 
 
 def two_label_probs(logits, labels):
-    return torch.softmax(logits[:, labels], dim=-1)[:, 0].tolist()
+    return torch.softmax(logits[:, labels].float(), dim=-1)[:, 0].tolist()
 
 
 class PeerScore:
@@ -178,8 +192,8 @@ class PeerScore:
             for i in range(0, len(self.prompts), self.batch):
                 chunk = self.prompts[i : i + self.batch]
                 lmax = max(map(len, chunk))
-                ids = torch.tensor([[0] * (lmax - len(p)) + p for p in chunk])
-                mask = torch.tensor([[0] * (lmax - len(p)) + [1] * len(p) for p in chunk])
+                ids = on_device([[0] * (lmax - len(p)) + p for p in chunk])
+                mask = on_device([[0] * (lmax - len(p)) + [1] * len(p) for p in chunk])
                 pos = (mask.cumsum(-1) - 1).clamp(min=0)
                 out = self.model(input_ids=ids, attention_mask=mask, position_ids=pos, logits_to_keep=1)
                 probs += two_label_probs(out.logits[:, -1], self.labels)
@@ -202,38 +216,42 @@ class PeerScorePrefix:
         p = self.p
         t0 = time.perf_counter()
         with torch.inference_mode():
-            pre = self.model(input_ids=torch.tensor([self.prompts[0][:p]]), use_cache=True).past_key_values
+            pre = self.model(input_ids=on_device([self.prompts[0][:p]]), use_cache=True).past_key_values
             for i in range(0, len(self.prompts), self.batch):
                 chunk = [q[p:] for q in self.prompts[i : i + self.batch]]
                 b, lmax = len(chunk), max(map(len, chunk))
-                ids = torch.tensor([q + [0] * (lmax - len(q)) for q in chunk])
-                mask = torch.tensor([[1] * (p + len(q)) + [0] * (lmax - len(q)) for q in chunk])
-                pos = torch.arange(p, p + lmax).unsqueeze(0).expand(b, lmax)
+                ids = on_device([q + [0] * (lmax - len(q)) for q in chunk])
+                mask = on_device([[1] * (p + len(q)) + [0] * (lmax - len(q)) for q in chunk])
+                pos = torch.arange(p, p + lmax, device=DEVICE).unsqueeze(0).expand(b, lmax)
                 cache = copy.deepcopy(pre)
                 cache.batch_repeat_interleave(b)
                 hidden = self.model.model(input_ids=ids, attention_mask=mask, position_ids=pos,
                                           past_key_values=cache, use_cache=True).last_hidden_state
-                last = hidden[torch.arange(b), torch.tensor([len(q) - 1 for q in chunk])]
+                last = hidden[torch.arange(b, device=DEVICE), on_device([len(q) - 1 for q in chunk])]
                 probs += two_label_probs(self.model.lm_head(last), self.labels)
         return {"seconds": time.perf_counter() - t0, "items": len(self.prompts), "probs": probs,
                 "prefix_tokens": p}
 
 
 def peer_gemm(n):
-    a, b = torch.randn(n, n), torch.randn(n, n)
+    a, b = (torch.randn(n, n, dtype=DTYPE, device=DEVICE) for _ in range(2))
+    sync()
     t0 = time.perf_counter()
     c = a @ b
+    sync()
     dt = time.perf_counter() - t0
     del c
     return {"seconds": dt, "flops": 2.0 * n ** 3}
 
 
 def peer_copy(mib):
-    a = torch.randn(mib * (1 << 20) // 4)
+    a = torch.randn(mib * (1 << 20) // 4, device=DEVICE)
     b = torch.zeros_like(a)
+    sync()
     t0 = time.perf_counter()
     for _ in range(4):
         b.copy_(a)
+    sync()
     dt = time.perf_counter() - t0
     return {"seconds": dt, "bytes": 4 * 2.0 * mib * (1 << 20)}
 
@@ -244,7 +262,7 @@ class PeerTrain:
 
     def __init__(self, model, rows, lr):
         self.model = model
-        self.ids = torch.tensor(rows, dtype=torch.long)
+        self.ids = on_device(rows)
         self.opt = torch.optim.AdamW(
             model.parameters(), lr=lr, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0
         )
@@ -257,8 +275,10 @@ class PeerTrain:
         loss_v = loss.item()
         t1 = time.perf_counter()
         loss.backward()
+        sync()
         t2 = time.perf_counter()
         self.opt.step()
+        sync()
         t3 = time.perf_counter()
         return {
             "seconds": t3 - t0, "loss": loss_v,
@@ -269,9 +289,10 @@ class PeerTrain:
 class Ours:
     """Our side: the Rust bench binary in `serve` mode, one request per timed run."""
 
-    def __init__(self, binary, model_dir, data_path, threads):
+    def __init__(self, binary, model_dir, data_path, threads, device="cpu", dtype="f32"):
         self.p = subprocess.Popen(
-            [binary, "serve", "--model", model_dir, "--data", data_path, "--threads", str(threads)],
+            [binary, "serve", "--model", model_dir, "--data", data_path, "--threads", str(threads),
+             "--device", device, "--dtype", dtype],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
         )
         self.hello = self._read()
@@ -306,7 +327,7 @@ def drive(args):
     with open(args.data) as f:
         data = json.load(f)
     model = load_model(args.model)
-    ours = Ours(args.ours, args.model, args.data, args.threads)
+    ours = Ours(args.ours, args.model, args.data, args.threads, args.device, args.dtype)
     configs = []
     for spec in args.configs.split(","):
         kind, *nums = spec.split(":")
@@ -393,6 +414,8 @@ def drive(args):
     out = {
         "results": results,
         "threads": {"ours": ours.hello["threads"], "peer": torch.get_num_threads()},
+        "device": args.device, "dtype": args.dtype,
+        "gpu": torch.cuda.get_device_name(DEVICE) if DEVICE.type == "cuda" else None,
         "versions": {"torch": torch.__version__, "transformers": transformers.__version__},
         "peer_attn_implementation": model.config._attn_implementation,
         "elapsed_s": time.time() - t_start,
@@ -414,8 +437,13 @@ def main():
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--lr", type=float, default=1e-5)
+    ap.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (both sides)")
+    ap.add_argument("--dtype", default="f32", choices=["f32", "bf16"], help="both sides' weights and activations")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
+    global DEVICE, DTYPE
+    DEVICE = torch.device(args.device)
+    DTYPE = {"f32": torch.float32, "bf16": torch.bfloat16}[args.dtype]
     if args.cmd == "prepare":
         prepare(args.model, args.out, args.score_prompts)
     else:

@@ -35,9 +35,11 @@ Exit status 1 when any page fails. How each page is checked is declared in PAGES
   (bench-engine/runs.jsonl, one row per run with its load average) and shapes (meta.json);
   load-test.md: its table and throughput ratio from every request (load-test/requests.jsonl);
   bench-grpo.md: each regime's table from its steps (bench-grpo/REGIME.json).
-- Other benchmark pages (classify-*.md, gpu-engine.md): no raw timing files were
-  committed, but the pages print every timed run; medians, ratios, totals and rates are recomputed
-  from those runs (interval arithmetic over the printed rounding).
+- classify-*.md: the table and exactly-once check rebuilt from the raw run beside the page
+  (PAGE-STEM/run.json, written by bench/classify_resume.sh) where it was committed.
+- Other benchmark pages (classify-davidson.md, measured before the raw file, and gpu-engine.md):
+  no raw timing files were committed, but the pages print every timed run; medians, ratios,
+  totals and rates are recomputed from those runs (interval arithmetic over the printed rounding).
 - A page with no entry in PAGES fails if it reports PR-AUC / ROC-AUC / F1 or has a table of
   decimals (add a checker, or archive it); otherwise it passes as prose.
 - Pages under archive/ pass only with the banner that starts "> **Archived:**" (their data was
@@ -913,6 +915,14 @@ def check_bench_grpo(pc, ctx):
 
 
 def check_classify(pc, ctx):
+    """A bench/classify_resume.sh page: its table and check rebuilt from the raw run beside it
+    (PAGE-STEM/run.json) when there is one; else (pages from before the raw file) every rate,
+    total and count recomputed from the runs the page prints."""
+    raw = os.path.splitext(pc.rel)[0] + "/run.json"
+    if os.path.exists(ctx.path(raw)):
+        pc.sources.add(raw)
+        check_lines(pc, L.classify_lines(L.read_json(ctx.path(raw))), raw)
+        return
     header, rows = _cells(pc, "items/s")
     if not header:
         return
@@ -947,6 +957,22 @@ def check_classify(pc, ctx):
 
 
 def check_gpu_engine(pc, ctx):
+    """bench/gpu.sh's page: per dtype, its tables and numbered sentences regenerated from the
+    committed runs (gpu-engine/runs-DTYPE.jsonl, meta-DTYPE.json). A page from before the script
+    (no raw files): every ratio recomputed from the throughputs it prints."""
+    d = ctx.path("gpu-engine")
+    metas = sorted(f for f in os.listdir(d) if f.startswith("meta-") and f.endswith(".json")) if os.path.isdir(d) else []
+    for m in metas:
+        dt = m[len("meta-"):-len(".json")]
+        runs = f"gpu-engine/runs-{dt}.jsonl"
+        if not os.path.isfile(ctx.path(runs)):
+            pc.fail(None, f"{runs} missing beside gpu-engine/{m}")
+            continue
+        pc.sources.update((runs, f"gpu-engine/{m}"))
+        sec = L.bench_engine_lines(ctx.jsonl(runs), L.read_json(os.path.join(d, m)))
+        check_lines(pc, [x for part in sec.values() for x in part], runs)
+    if metas:
+        return
     found = False
     for m in re.finditer(r"(\d+) vs (\d+) tok/s \(([\d.]+)x\)", pc.text):
         found = True
@@ -1445,13 +1471,15 @@ PAGES = {
     "bench-grpo.md": Page(check=check_bench_grpo, note=RAW_BENCH_NOTE),
     "load-test.md": Page(check=check_load_test, note=RAW_BENCH_NOTE),
     "classify-davidson.md": Page(check=check_classify, note=BENCH_NOTE),
-    "classify-davidson-cpu-first1000.md": Page(check=check_classify, note=BENCH_NOTE),
+    "classify-davidson-cpu-first1000.md": Page(check=check_classify, note="table rebuilt from the committed raw run "
+                                                                         "(classify-davidson-cpu-first1000/run.json)"),
     "ray-classify.md": Page(check=check_ray_classify, note="table recomputed from ray-classify/runs.jsonl "
                                                            "(raw wall times, one row per run)"),
     "scaling.md": Page(check=check_scaling, claims=SCALING_CLAIMS, note="tables regenerated from scaling/offensive/*.points.jsonl and "
                                                   "*.fit.json; fits recomputed when a modrl binary is built"),
-    "gpu-engine.md": Page(check=check_gpu_engine, note="ratios recomputed from the throughputs the page prints "
-                                                       "(single runs; no raw timing files were committed)"),
+    "gpu-engine.md": Page(check=check_gpu_engine, note="tables rebuilt from gpu-engine/runs-DTYPE.jsonl where bench/gpu.sh "
+                                                       "committed them; else ratios recomputed from the throughputs the page "
+                                                       "prints (single runs; no raw timing files)"),
 }
 
 

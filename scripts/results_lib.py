@@ -607,8 +607,10 @@ def bench_engine_lines(runs, meta):
     """The data-bearing lines of docs/results/bench-engine.md, from its runs.jsonl rows ({"bench",
     "side", "run", "seconds", "rate", "discarded", "load_before", ...}) and meta.json (the
     benchmarks' shapes, the model's dimensions, the load cap): the throughput tables, the scores'
-    agreement, the GEMM peak and MFU table, and the training phases, by section."""
+    agreement, the GEMM peak and MFU table, and the training phases, by section. meta's "dtype"
+    (default f32; bench/gpu.sh also measures bf16) names the weights' type in the text."""
     sec = {k: [] for k in ("throughput", "scoring", "agreement", "limit", "memory", "phases", "goals")}
+    dtype = meta.get("dtype", "f32")
     out = sec["throughput"]
     cap = meta["max_load"]
     benches = meta["benchmarks"]
@@ -668,7 +670,7 @@ def bench_engine_lines(runs, meta):
     if gemm:
         g = gemm[0]
         peak = {s: med(g["name"], s) for s in ("ours", "peer")}
-        out.append(f"GEMM peak: an f32 {g['n']} x {g['n']} by {g['n']} x {g['n']} matrix product in "
+        out.append(f"GEMM peak: a{'n' if dtype == 'f32' else ''} {dtype} {g['n']} x {g['n']} by {g['n']} x {g['n']} matrix product in "
                    f"libtorch, same threads: ours {peak['ours']:.1f} GFLOP/s, peer {peak['peer']:.1f} "
                    f"GFLOP/s (median of {runs_cell(g['name'], ['ours', 'peer'])} GFLOP/s).")
         out += ["| what | FLOPs per run, ours / peer (G) | ours GFLOP/s | ours MFU | peer GFLOP/s | peer MFU |",
@@ -692,11 +694,11 @@ def bench_engine_lines(runs, meta):
         mc = meta["model_config"]
         d, _, _, proj = _layer_dims(mc)
         weights = mc["num_hidden_layers"] * (proj + 2 * d) + mc["vocab_size"] * d + d
-        mb = 4 * weights / 1e6
+        mb = (2 if dtype == "bf16" else 4) * weights / 1e6
         sec["memory"].append(f"Memory: copying {c['mib']} MiB of f32 four times into a touched buffer moves ours {bw['ours']:.1f} GB/s, peer "
                    f"{bw['peer']:.1f} GB/s (read + write; median of {runs_cell(c['name'], ['ours', 'peer'])} "
                    f"GB/s). Greedy decoding at batch 1 reads every weight once per token ({mb:.0f} MB "
-                   f"of f32, the vocabulary projection included), so at that bandwidth it cannot pass "
+                   f"of {dtype}, the vocabulary projection included), so at that bandwidth it cannot pass "
                    f"{1e3 * bw['ours'] / mb:.1f} tokens/s; generation at batch 1 made "
                    f"{med(g1['name'], 'ours'):.1f} (ours) and {med(g1['name'], 'peer'):.1f} (peer), "
                    f"prefill included.")

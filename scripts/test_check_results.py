@@ -260,6 +260,25 @@ class CheckResultsTest(unittest.TestCase):
             self.assertIn(f"recomputed from bench-grpo/{f}", out)
             self.assertIn("12345.6", out)
 
+    def test_classify_raw_run_is_checked(self):
+        """classify-davidson-cpu-first1000.md: its table is rebuilt from the raw run beside it, so a
+        changed wall-clock stamp or row count in run.json fails, naming the row it changes."""
+        import json
+        rel, data = "classify-davidson-cpu-first1000.md", "classify-davidson-cpu-first1000/run.json"
+        for key, value in (("t3", None), ("rows_run1", 7)):
+            with tempfile.TemporaryDirectory() as tmp:
+                root = os.path.join(tmp, "results")
+                shutil.copytree(RESULTS, root)
+                path = os.path.join(root, data)
+                run = json.loads(read(path))
+                run[key] = run["t3"] + 1000.0 if key == "t3" else value
+                with open(path, "w") as f:
+                    json.dump(run, f)
+                rc, out = self.check([rel], root=root)
+            self.assertEqual(rc, 1, out)
+            self.assertIn(f"FAIL  {rel}", out)
+            self.assertIn(f"recomputed from {data}", out)
+
     def test_changed_score_fails(self):
         rc, out = self.check_changed_data("quickstart.md", "quickstart/eval/scores.jsonl", r'"score":\s*[0-9.e-]+',
                                           '"score":0.999')

@@ -10,7 +10,9 @@
 //!       R timed `generate` calls alone (for quick before/after checks, not the benchmark)
 //!   modrl-bench-engine score --model DIR --data FILE [--n N] [--batch B] [--runs R] [--cpu-budget E]
 //!       R timed scoring passes alone, with the CPU prefill budget set to E score elements
-//! Every mode takes --auto-prefix-min N (generate's automatic shared-prefix threshold).
+//! Every mode takes --auto-prefix-min N (generate's automatic shared-prefix threshold), --device
+//! (cpu, cuda, cuda:N; default cpu) and --dtype (f32, or bf16 on CUDA; default f32). On a GPU every
+//! timed run ends with a device synchronisation, so the time covers the kernels, not their launch.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -20,7 +22,7 @@ use anyhow::{bail, Context, Result};
 use modrl_model::llama::{AttnMask, KvCache};
 use modrl_model::train::{self, AdamW, AdamWConfig};
 use modrl_model::generate::{common_start, next_token_logits, PrefixCache};
-use modrl_model::{generate, Device, Kind, Model, SamplingParams, Tensor};
+use modrl_model::{generate, parse_device, parse_kind, Device, Kind, Model, SamplingParams, Tensor};
 use serde_json::{json, Value};
 
 struct Args {
@@ -115,12 +117,23 @@ fn score_once(model: &Model, prompts: &[Vec<u32>], labels: [i64; 2], batch: usiz
     Ok(json!({"seconds": dt, "items": prompts.len(), "prefix_tokens": lcp, "probs": probs}))
 }
 
-/// A large f32 matrix product (n x n by n x n), the machine's GEMM peak for these threads.
-fn gemm_once(n: i64) -> Value {
-    let a = Tensor::randn([n, n], (Kind::Float, Device::Cpu));
-    let b = Tensor::randn([n, n], (Kind::Float, Device::Cpu));
+/// Wait for the device's queued work (a no-op on the CPU), so that a timed run ends when its
+/// kernels end.
+fn sync(dev: Device) {
+    if let Device::Cuda(i) = dev {
+        tch::Cuda::synchronize(i as i64);
+    }
+}
+
+/// A large matrix product (n x n by n x n) in the model's dtype, the device's GEMM peak for these
+/// threads.
+fn gemm_once(n: i64, dev: Device, kind: Kind) -> Value {
+    let a = Tensor::randn([n, n], (kind, dev));
+    let b = Tensor::randn([n, n], (kind, dev));
+    sync(dev);
     let t0 = Instant::now();
     let c = a.matmul(&b);
+    sync(dev);
     let dt = t0.elapsed().as_secs_f64();
     let _ = c.numel();
     json!({"seconds": dt, "flops": 2.0 * (n as f64).powi(3)})
@@ -128,13 +141,15 @@ fn gemm_once(n: i64) -> Value {
 
 /// Memory bandwidth: 4 copies of `mib` MiB of f32 into a buffer already touched (so no page
 /// faults are timed); read + write bytes counted.
-fn copy_once(mib: i64) -> Value {
-    let a = Tensor::randn([mib * (1 << 20) / 4], (Kind::Float, Device::Cpu));
+fn copy_once(mib: i64, dev: Device) -> Value {
+    let a = Tensor::randn([mib * (1 << 20) / 4], (Kind::Float, dev));
     let mut b = a.zeros_like();
+    sync(dev);
     let t0 = Instant::now();
     for _ in 0..4 {
         b.copy_(&a);
     }
+    sync(dev);
     let dt = t0.elapsed().as_secs_f64();
     json!({"seconds": dt, "bytes": 4.0 * 2.0 * (mib as f64) * (1u64 << 20) as f64})
 }
@@ -176,8 +191,10 @@ impl Trainer {
         let loss_v = loss.double_value(&[]);
         let t1 = Instant::now();
         loss.backward();
+        sync(model.device);
         let t2 = Instant::now();
         self.opt.step(&self.params, self.lr);
+        sync(model.device);
         let t3 = Instant::now();
         Ok(json!({
             "seconds": (t3 - t0).as_secs_f64(), "loss": loss_v,
@@ -207,7 +224,8 @@ fn serve(model: &mut Model, data: &Value) -> Result<()> {
         o.flush()?;
         Ok(())
     };
-    say(json!({"ready": true, "threads": tch::get_num_threads()}))?;
+    say(json!({"ready": true, "threads": tch::get_num_threads(),
+               "device": format!("{:?}", model.device), "dtype": format!("{:?}", model.kind)}))?;
     for line in std::io::stdin().lock().lines() {
         let line = line?;
         if line.trim().is_empty() {
@@ -235,8 +253,8 @@ fn serve(model: &mut Model, data: &Value) -> Result<()> {
                 }
                 score_once(model, &scoring[..n], label_ids(data)?, num("batch")? as usize)?
             }
-            "gemm" => gemm_once(num("n")? as i64),
-            "copy" => copy_once(num("mib")? as i64),
+            "gemm" => gemm_once(num("n")? as i64, model.device, model.kind),
+            "copy" => copy_once(num("mib")? as i64, model.device),
             "train_step" => trainer.as_mut().context("train_step before train_setup")?.step(model)?,
             "quit" => break,
             other => bail!("unknown op {other:?}"),
@@ -265,9 +283,9 @@ fn profile_gen(model: &Model, data: &Value, args: &Args) -> Result<Value> {
             mask[off + j] = true;
         }
     }
-    let dev = Device::Cpu;
-    let ids = Tensor::from_slice(&ids).view([b, lmax]);
-    let mask = Tensor::from_slice(&mask).view([b, lmax]);
+    let dev = model.device;
+    let ids = Tensor::from_slice(&ids).view([b, lmax]).to_device(dev);
+    let mask = Tensor::from_slice(&mask).view([b, lmax]).to_device(dev);
     let cap = lmax + steps;
     let run = |masked: bool| -> (f64, f64, f64) {
         tch::no_grad(|| {
@@ -332,7 +350,9 @@ fn main() -> Result<()> {
         &std::fs::read_to_string(&data_path)
             .with_context(|| format!("cannot read {}", data_path.display()))?,
     )?;
-    let mut model = Model::load(&model_dir, Device::Cpu, Kind::Float)?;
+    let device = parse_device(&args.get::<String>("device", Some("cpu".into()))?)?;
+    let kind = parse_kind(&args.get::<String>("dtype", Some("f32".into()))?, device)?;
+    let mut model = Model::load(&model_dir, device, kind)?;
     let mut out = match args.cmd.as_str() {
         "serve" => return serve(&mut model, &data),
         "profile" => profile_gen(&model, &data, &args)?,
