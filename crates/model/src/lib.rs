@@ -12,6 +12,7 @@ pub mod lora;
 pub mod tokenizer;
 pub mod train;
 pub mod weights;
+pub mod xnn;
 
 use std::path::Path;
 

@@ -10,6 +10,7 @@ use tch::{Device, Kind, Tensor};
 
 use crate::config::{ModelConfig, RopeScaling};
 use crate::weights;
+use crate::xnn::Packed;
 
 /// Up to this many rows (tokens of the whole batch), [`project`] on CPU computes `(W x^T)^T`.
 const FEW_ROWS_MAX: i64 = 8;
@@ -23,10 +24,23 @@ const FEW_ROWS_MAX: i64 = 8;
 /// SmolLM2-135M's 30 layers of seven projections, weights streamed from memory): 1 row 37.1 ->
 /// 18.4 ms, 4 rows 47.7 -> 22.2 ms, 8 rows 41.3 -> 37.6 ms, 16 rows equal; its 49152 x 576
 /// vocabulary projection: 1 row 10.1 -> 3.1 ms, 8 rows 15.8 -> 7.0 ms.
-fn project(x: &Tensor, w: &Tensor, bias: Option<&Tensor>) -> Tensor {
+///
+/// With `packed` (the weight's XNNPACK operator, [`crate::xnn`]), 1-16 rows that need no gradient
+/// go through XNNPACK first, which packs the weight once instead of on every call.
+fn project(x: &Tensor, w: &Tensor, bias: Option<&Tensor>, packed: Option<&Packed>) -> Tensor {
     let size = x.size();
     let k = *size.last().unwrap_or(&0);
     let rows = if k > 0 { x.numel() as i64 / k } else { 0 };
+    let out_size = || {
+        let mut out = size.clone();
+        *out.last_mut().unwrap() = w.size()[0];
+        out
+    };
+    if let Some(p) = packed.filter(|_| (1..=crate::xnn::MAX_ROWS).contains(&rows)) {
+        if let Some(y) = p.project(&x.reshape([rows, k]), w, bias) {
+            return y.view(out_size().as_slice());
+        }
+    }
     if rows == 0
         || rows > FEW_ROWS_MAX
         || x.device() != Device::Cpu
@@ -49,9 +63,7 @@ fn project(x: &Tensor, w: &Tensor, bias: Option<&Tensor>) -> Tensor {
         Some(b) => y + b,
         None => y.contiguous(),
     };
-    let mut out = size;
-    *out.last_mut().unwrap() = w.size()[0];
-    y.view(out.as_slice())
+    y.view(out_size().as_slice())
 }
 
 /// A linear layer `y = x W^T + b`, with an optional LoRA adapter added on top.
@@ -59,12 +71,14 @@ pub struct Linear {
     pub weight: Tensor,
     pub bias: Option<Tensor>,
     pub lora: Option<Lora>,
+    /// The weight packed for few-row products without gradients (made on first use).
+    pub packed: Packed,
 }
 
 impl Linear {
     /// `mode`: whether dropout is active and whether the adapter (if any) is applied.
     pub fn forward(&self, x: &Tensor, mode: Mode) -> Tensor {
-        let y = project(x, &self.weight, self.bias.as_ref());
+        let y = project(x, &self.weight, self.bias.as_ref(), Some(&self.packed));
         match &self.lora {
             Some(l) if mode.adapters => y + l.delta(x, mode.train),
             _ => y,
@@ -326,6 +340,8 @@ pub struct Model {
     pub norm: Tensor,
     /// `None` when tied to `embed_tokens`.
     pub lm_head: Option<Tensor>,
+    /// The vocabulary projection packed for few-row products without gradients.
+    head_packed: Packed,
     inv_freq: Tensor,
     /// Multiplier applied to positions (1 / linear rope factor).
     pos_scale: f64,
@@ -433,6 +449,7 @@ impl Model {
                 None
             },
             lora: None,
+            packed: Packed::default(),
         };
         let mut layers = Vec::new();
         for l in 0..config.num_hidden_layers {
@@ -481,6 +498,7 @@ impl Model {
             layers,
             norm,
             lm_head,
+            head_packed: Packed::default(),
             inv_freq,
             pos_scale,
             device,
@@ -674,6 +692,7 @@ impl Model {
             hidden,
             self.lm_head.as_ref().unwrap_or(&self.embed_tokens),
             None,
+            Some(&self.head_packed),
         )
     }
 
@@ -759,12 +778,56 @@ mod tests {
         for shape in [vec![1, 24], vec![3, 1, 24], vec![2, 4, 24], vec![9, 24]] {
             let x = Tensor::randn(shape.as_slice(), (Kind::Float, Device::Cpu));
             for bias in [None, Some(&b)] {
-                let ours = project(&x, &w, bias);
+                let ours = project(&x, &w, bias, None);
                 let want = x.linear(&w, bias);
                 assert_eq!(ours.size(), want.size());
                 let d = (&ours - &want).abs().max().double_value(&[]);
                 assert!(d < 1e-5, "{shape:?}: differs by {d}");
             }
         }
+    }
+
+    /// The XNNPACK path (1-16 rows, no gradients) gives libtorch's product, notices a weight
+    /// changed in place (its version counter), and stays out of the way where gradients flow.
+    #[test]
+    fn packed_projection_equals_linear_and_follows_the_weight() {
+        tch::manual_seed(5);
+        let mut w = Tensor::randn([40, 24], (Kind::Float, Device::Cpu));
+        let b = Tensor::randn([40], (Kind::Float, Device::Cpu));
+        let close = |a: &Tensor, e: &Tensor| (a - e).abs().max().double_value(&[]) < 1e-4;
+        for bias in [None, Some(&b)] {
+            let packed = Packed::default();
+            for shape in [vec![1, 24], vec![4, 1, 24], vec![16, 24], vec![17, 24]] {
+                let x = Tensor::randn(shape.as_slice(), (Kind::Float, Device::Cpu));
+                let ours = project(&x, &w, bias, Some(&packed));
+                let want = x.linear(&w, bias);
+                assert_eq!(ours.size(), want.size());
+                assert!(close(&ours, &want), "{shape:?}");
+            }
+            if crate::xnn::available() {
+                assert!(packed.is_packed(), "XNNPACK was available but not used");
+            }
+            // An in-place change (as an optimizer step makes) must not leave a stale packed copy.
+            let x = Tensor::randn([2, 24], (Kind::Float, Device::Cpu));
+            let before = project(&x, &w, bias, Some(&packed));
+            tch::no_grad(|| {
+                let _ = w.g_mul_scalar_(2.0);
+            });
+            let after = project(&x, &w, bias, Some(&packed));
+            assert!(close(&after, &x.linear(&w, bias)));
+            assert!(
+                !close(&after, &before),
+                "the packed weight did not follow the change"
+            );
+        }
+        // Where a gradient flows, libtorch computes it (the packed product has no backward).
+        let wg = w.detach().set_requires_grad(true);
+        let packed = Packed::default();
+        let x = Tensor::randn([3, 24], (Kind::Float, Device::Cpu));
+        let y = project(&x, &wg, None, Some(&packed));
+        assert!(y.requires_grad());
+        assert!(!packed.is_packed());
+        y.sum(Kind::Float).backward();
+        assert!(wg.grad().defined());
     }
 }

@@ -6,9 +6,12 @@ mod common;
 use common::*;
 use modrl_model::{generate, load, Device, Kind, Message, SamplingParams, Tensor};
 
+/// Within 1e-3: forwards of up to 64 tokens go through XNNPACK ([`modrl_model::xnn`]), which sums
+/// each product in another order than MKL (measured 1.3e-4 on logits of magnitude ~20; with
+/// `MODRL_XNNPACK=0` the logits equal transformers' exactly). The 32 greedy tokens must be equal.
 #[test]
 fn default_model_logits_and_greedy_generation_match_transformers() {
-    logits_and_greedy_generation_match_transformers(&default_model(), 1e-4);
+    logits_and_greedy_generation_match_transformers(&default_model(), 1e-3);
 }
 
 /// The optional second model (Qwen2.5-Coder-0.5B-Instruct: Qwen2 with q/k/v biases and an untied
