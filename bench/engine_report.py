@@ -63,27 +63,35 @@ def raw_rows(d):
     return rows
 
 
+def write_raw(d, cfg, data_dir, suffix="", **extra):
+    """Write one drive's runs (DATA_DIR/runs{suffix}.jsonl, one row per run) and shapes
+    (meta{suffix}.json: the load cap, the model's dimensions, the benchmarks, threads, versions,
+    then `extra`), from which scripts/check_results.py rebuilds the tables; returns (runs, meta)."""
+    runs = raw_rows(d)
+    meta = {
+        "max_load": MAX_LOAD,
+        "model_config": {k: cfg.get(k) for k in DIMS},
+        "benchmarks": [{k: v for k, v in r.items() if k not in ("runs", "warmup")} for r in d["results"]],
+        "threads": d["threads"], "versions": d["versions"], **extra,
+    }
+    os.makedirs(data_dir, exist_ok=True)
+    with open(os.path.join(data_dir, f"runs{suffix}.jsonl"), "w") as f:
+        for x in runs:
+            f.write(json.dumps(x) + "\n")
+    with open(os.path.join(data_dir, f"meta{suffix}.json"), "w") as f:
+        json.dump(meta, f, indent=1)
+        f.write("\n")
+    return runs, meta
+
+
 def main():
     raw, out_md, command, elapsed, model = sys.argv[1:6]
     with open(raw) as f:
         d = json.load(f)
     with open(os.path.join(model, "config.json")) as f:
         cfg = json.load(f)
-    runs = raw_rows(d)
-    meta = {
-        "max_load": MAX_LOAD,
-        "model_config": {k: cfg.get(k) for k in DIMS},
-        "benchmarks": [{k: v for k, v in r.items() if k not in ("runs", "warmup")} for r in d["results"]],
-        "threads": d["threads"], "versions": d["versions"],
-    }
     data_dir = os.path.splitext(out_md)[0]
-    os.makedirs(data_dir, exist_ok=True)
-    with open(os.path.join(data_dir, "runs.jsonl"), "w") as f:
-        for x in runs:
-            f.write(json.dumps(x) + "\n")
-    with open(os.path.join(data_dir, "meta.json"), "w") as f:
-        json.dump(meta, f, indent=1)
-        f.write("\n")
+    runs, meta = write_raw(d, cfg, data_dir)
     sec = L.bench_engine_lines(runs, meta)
 
     lines = [

@@ -17,7 +17,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "scripts"))
 sys.path.insert(0, HERE)
 import results_lib as L  # noqa: E402
-from engine_report import DIMS, MAX_LOAD, raw_rows, sh  # noqa: E402
+from engine_report import DIMS, sh, write_raw  # noqa: E402
 
 
 def main():
@@ -25,27 +25,15 @@ def main():
     with open(os.path.join(model, "config.json")) as f:
         cfg = json.load(f)
     data_dir = os.path.splitext(out_md)[0]
-    os.makedirs(data_dir, exist_ok=True)
     dirty = sh("git status --porcelain --untracked-files=no -- crates bench")
     commit = sh("git rev-parse --short HEAD") + (" with uncommitted changes in crates/ or bench/" if dirty else "")
     sections, gpu, versions = [], None, None
     for dt in dtypes:
         with open(os.path.join(raw_dir, f"{dt}.json")) as f:
             d = json.load(f)
-        runs = raw_rows(d)
         gpu, versions = d.get("gpu") or d.get("device"), d["versions"]
-        meta = {
-            "max_load": MAX_LOAD, "dtype": dt, "device": d.get("device"), "gpu": d.get("gpu"),
-            "model_config": {k: cfg.get(k) for k in DIMS}, "weights": weights,
-            "benchmarks": [{k: v for k, v in r.items() if k not in ("runs", "warmup")} for r in d["results"]],
-            "threads": d["threads"], "versions": d["versions"], "commit": commit,
-        }
-        with open(os.path.join(data_dir, f"runs-{dt}.jsonl"), "w") as f:
-            for x in runs:
-                f.write(json.dumps(x) + "\n")
-        with open(os.path.join(data_dir, f"meta-{dt}.json"), "w") as f:
-            json.dump(meta, f, indent=1)
-            f.write("\n")
+        runs, meta = write_raw(d, cfg, data_dir, f"-{dt}", dtype=dt, device=d.get("device"), gpu=d.get("gpu"),
+                               weights=weights, commit=commit)
         sec = L.bench_engine_lines(runs, meta)
         sections += [f"## {dt}", "", *sec["throughput"], ""]
         if sec["scoring"]:

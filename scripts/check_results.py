@@ -884,10 +884,15 @@ def check_bench_engine(pc, ctx):
     if not os.path.isfile(ctx.path(runs)) or not os.path.isfile(ctx.path(meta)):
         pc.fail(None, f"{runs} or {meta} missing: the page's numbers cannot be recomputed")
         return
+    check_engine_runs(pc, ctx, runs, meta)
+
+
+def check_engine_runs(pc, ctx, runs, meta):
+    """Every table and numbered sentence bench_engine_lines prints from one drive's raw files
+    (runs.jsonl and meta.json, relative paths) must stand on the page."""
     pc.sources.update((runs, meta))
     sec = L.bench_engine_lines(ctx.jsonl(runs), L.read_json(ctx.path(meta)))
-    lines = [x for part in sec.values() for x in part]
-    check_lines(pc, lines, runs)
+    check_lines(pc, [x for part in sec.values() for x in part], runs)
 
 
 def check_load_test(pc, ctx):
@@ -968,9 +973,7 @@ def check_gpu_engine(pc, ctx):
         if not os.path.isfile(ctx.path(runs)):
             pc.fail(None, f"{runs} missing beside gpu-engine/{m}")
             continue
-        pc.sources.update((runs, f"gpu-engine/{m}"))
-        sec = L.bench_engine_lines(ctx.jsonl(runs), L.read_json(os.path.join(d, m)))
-        check_lines(pc, [x for part in sec.values() for x in part], runs)
+        check_engine_runs(pc, ctx, runs, f"gpu-engine/{m}")
     if metas:
         return
     found = False

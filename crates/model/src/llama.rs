@@ -25,8 +25,8 @@ const FEW_ROWS_MAX: i64 = 8;
 /// 18.4 ms, 4 rows 47.7 -> 22.2 ms, 8 rows 41.3 -> 37.6 ms, 16 rows equal; its 49152 x 576
 /// vocabulary projection: 1 row 10.1 -> 3.1 ms, 8 rows 15.8 -> 7.0 ms.
 ///
-/// With `packed` (the weight's XNNPACK operator, [`crate::xnn`]), 1-16 rows that need no gradient
-/// go through XNNPACK first, which packs the weight once instead of on every call.
+/// With `packed` (the weight's XNNPACK operator, [`crate::xnn`]), up to [`crate::xnn::MAX_ROWS`]
+/// rows that need no gradient go through XNNPACK first, which packs the weight once instead of on every call.
 fn project(x: &Tensor, w: &Tensor, bias: Option<&Tensor>, packed: Option<&Packed>) -> Tensor {
     let size = x.size();
     let k = *size.last().unwrap_or(&0);
@@ -787,7 +787,7 @@ mod tests {
         }
     }
 
-    /// The XNNPACK path (1-16 rows, no gradients) gives libtorch's product, notices a weight
+    /// The XNNPACK path (up to `xnn::MAX_ROWS` rows, no gradients) gives libtorch's product, notices a weight
     /// changed in place (its version counter), and stays out of the way where gradients flow.
     #[test]
     fn packed_projection_equals_linear_and_follows_the_weight() {

@@ -107,8 +107,8 @@ fn runtime() -> Option<&'static Runtime> {
     .as_ref()
 }
 
-/// One column block of a packed weight: a single-threaded operator for output columns
-/// `start..start + len`.
+/// One column block of a packed weight: a single-threaded operator for the output columns from
+/// `start` to the next block's start.
 struct Block {
     op: xnn_operator_t,
     start: usize,
@@ -182,7 +182,8 @@ impl Operator {
     }
 }
 
-/// What each thread of the parallel region needs: the blocks and a status slot per block.
+/// What each thread of the parallel region needs: the blocks, the team's thread index, and a flag
+/// any failed block sets.
 struct Region<'a> {
     blocks: &'a [Block],
     thread_num: OmpThreadNum,
@@ -221,10 +222,6 @@ impl std::fmt::Debug for Packed {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("Packed")
     }
-}
-
-unsafe extern "C" fn zero_thread() -> i32 {
-    0
 }
 
 /// Whether XNNPACK runs here (not turned off, and it started).
@@ -270,7 +267,7 @@ impl Packed {
             .as_ref()
             .is_none_or(|o| o.source != source_of(w, bias) || o.blocks.len() != parts)
         {
-            *slot = None;
+            *slot = None; // free the stale copy before packing the new one
             *slot = Some(Operator::new(w, bias, parts)?);
         }
         let o = slot.as_ref()?;
@@ -293,28 +290,26 @@ impl Packed {
                     return None;
                 }
             }
-            let region = Region {
-                blocks: &o.blocks,
-                thread_num: rt.omp.map_or(zero_thread as OmpThreadNum, |(_, n)| n),
-                failed: std::sync::atomic::AtomicBool::new(false),
-            };
-            let data = &region as *const Region as *mut c_void;
             match rt.omp {
-                Some((parallel, _)) if o.blocks.len() > 1 => {
-                    parallel(run_block, data, o.blocks.len() as u32, 0)
+                Some((parallel, thread_num)) if o.blocks.len() > 1 => {
+                    let region = Region {
+                        blocks: &o.blocks,
+                        thread_num,
+                        failed: std::sync::atomic::AtomicBool::new(false),
+                    };
+                    let data = &region as *const Region as *mut c_void;
+                    parallel(run_block, data, o.blocks.len() as u32, 0);
+                    if region.failed.load(std::sync::atomic::Ordering::Relaxed) {
+                        return None;
+                    }
                 }
                 _ => {
                     for b in &o.blocks {
                         if xnn_run_operator(b.op, std::ptr::null_mut()) != XNN_STATUS_SUCCESS {
-                            region
-                                .failed
-                                .store(true, std::sync::atomic::Ordering::Relaxed);
+                            return None;
                         }
                     }
                 }
-            }
-            if region.failed.load(std::sync::atomic::Ordering::Relaxed) {
-                return None;
             }
         }
         Some(y)

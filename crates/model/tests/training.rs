@@ -19,6 +19,18 @@ fn param_grads(model: &Model) -> Vec<Tensor> {
         .collect()
 }
 
+/// Every parameter's gradient equal within 1e-4, relative to its largest entry (at least 1e-3).
+fn assert_same_grads(g1: &[Tensor], g2: &[Tensor]) {
+    for (a, b) in g1.iter().zip(g2) {
+        let scale = a.abs().max().double_value(&[]).max(1e-3);
+        assert!(
+            max_abs_diff(a, b) / scale < 1e-4,
+            "gradient differs: {}",
+            max_abs_diff(a, b)
+        );
+    }
+}
+
 fn batch() -> (Vec<Vec<u32>>, Vec<Vec<u32>>) {
     (
         vec![vec![1, 10, 11, 12], vec![1, 20, 21], vec![1, 30]],
@@ -212,14 +224,7 @@ fn shared_prefix_training_forward_matches_unshared_loss_and_gradients() {
     assert!((l1 - l2).abs() < 1e-4, "loss {l1} vs {l2}");
     assert!(max_abs_diff(&lp1, &lp2) < 1e-5);
     assert!(max_abs_diff(&e1, &e2) < 1e-4);
-    for (a, b) in g1.iter().zip(&g2) {
-        let scale = a.abs().max().double_value(&[]).max(1e-3);
-        assert!(
-            max_abs_diff(a, b) / scale < 1e-4,
-            "gradient differs: {}",
-            max_abs_diff(a, b)
-        );
-    }
+    assert_same_grads(&g1, &g2);
 }
 
 #[test]
@@ -258,14 +263,7 @@ fn prefix_run_once_for_several_micro_batches_gives_the_same_gradients() {
     let (l1, g1) = run(false, true);
     let (l2, g2) = run(true, true);
     assert!((l1 - l2).abs() < 1e-4, "loss {l1} vs {l2}");
-    for (a, b) in g1.iter().zip(&g2) {
-        let scale = a.abs().max().double_value(&[]).max(1e-3);
-        assert!(
-            max_abs_diff(a, b) / scale < 1e-4,
-            "gradient differs: {}",
-            max_abs_diff(a, b)
-        );
-    }
+    assert_same_grads(&g1, &g2);
     // Without carrying the prefix's gradient back, the weights miss its share: the check can fail.
     let (_, g3) = run(true, false);
     assert!(g1.iter().zip(&g3).any(|(a, b)| max_abs_diff(a, b) > 1e-3));
