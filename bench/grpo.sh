@@ -10,6 +10,7 @@
 #
 #   bench/grpo.sh                                        # REGIME=prefix-heavy (defaults below)
 #   REGIME=long-completion POLICY=bench/policies/short.toml G=8 PROMPTS=1 MAXLEN=256 MICRO=8 bench/grpo.sh
+#   REGIME=short-prefix POLICY=bench/policies/short-compact.toml G=8 PROMPTS=1 MAXLEN=256 MICRO=4 bench/grpo.sh
 #   REGIME=nonzero-rewards START=sft MAXLEN=128 bench/grpo.sh
 # START=sft: both sides start from the default model after a short SFT in the output contract
 # (bench/grpo-start-sft.toml, trained once into runs/bench-grpo/sft-start/final), whose rollouts

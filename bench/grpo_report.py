@@ -14,8 +14,11 @@ import results_lib as L  # noqa: E402
 
 WHAT = {
     "prefix-heavy": "long shared prefix, short completions: the regime most favourable to prefix sharing",
-    "long-completion": "the shortest policy prefix our prompt format allows and long completions: "
-                       "generation and the per-row training forward dominate",
+    "long-completion": "the shortest policy prefix the full output contract allows and long completions: "
+                       "generation and the per-row training forward weigh more",
+    "short-prefix": "the long-completion regime with a prefix of about 235 tokens (the same short policy "
+                    "with `output_format = \"compact\"`): the least prefix to share, so generation and "
+                    "the per-row training forward dominate",
     "nonzero-rewards": "rollouts that earn mixed rewards, so every step's update carries signal: both sides "
                        "start from a model that writes the output contract (in the other regimes the base "
                        "model writes no valid verdict and every reward is 0)",
@@ -70,7 +73,7 @@ def main():
         "carrying the micro-batches' summed gradient back through it once (`train::TrainPrefix`, since commit "
         "6fb2f37; every regime here was measured after it); TRL (transformers `generate`, then a padded forward of prompt + completion per row) "
         "computes it for every row in both phases. The longer the completions and the shorter the prefix, the "
-        "smaller that share of the work, which is what the long-completion regime measures. Engine changes "
+        "smaller that share of the work, which is what the long-completion and short-prefix regimes measure. Engine changes "
         "act in every regime: since commit b8cc410 freed memory stays in the process, so the training phase no "
         "longer faults in and zeroes its `[B, L, vocab]` tensors every step, and a decoding step's projections "
         "(one row per completion, G = 4-8 rows) run as `W x^T` rather than `x W^T`, which libtorch's CPU BLAS "

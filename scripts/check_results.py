@@ -33,7 +33,8 @@ Exit status 1 when any page fails. How each page is checked is declared in PAGES
   new headline number that no data backs fails.
 - bench-engine.md: its tables and numbered sentences regenerated from the committed runs
   (bench-engine/runs.jsonl, one row per run with its load average) and shapes (meta.json);
-  load-test.md: its table and throughput ratio from every request (load-test/requests.jsonl);
+  load-test.md: its table and throughput ratio from every request (load-test/requests.jsonl), and
+    with load-test/flops.json each level's matrix-product rate and the bound on batching;
   bench-grpo.md: each regime's table from its steps (bench-grpo/REGIME.json).
 - classify-*.md: the table and exactly-once check rebuilt from the raw run beside the page
   (PAGE-STEM/run.json, written by bench/classify_resume.sh) where it was committed.
@@ -903,7 +904,12 @@ def check_load_test(pc, ctx):
         pc.fail(None, f"{raw} missing: the page's numbers cannot be recomputed")
         return
     pc.sources.add(raw)
-    check_lines(pc, L.load_test_lines(ctx.jsonl(raw)), raw)
+    flops = "load-test/flops.json"
+    f = None
+    if os.path.isfile(ctx.path(flops)):
+        pc.sources.add(flops)
+        f = L.read_json(ctx.path(flops))
+    check_lines(pc, L.load_test_lines(ctx.jsonl(raw), f), raw)
 
 
 def check_bench_grpo(pc, ctx):

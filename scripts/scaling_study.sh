@@ -10,7 +10,8 @@
 #   rl-klB        rl-steps with the KL term rl.beta = B to the base model (e.g. rl-kl0.5), no format
 #                 term (rewards.format = 0); rl-klB-fmt: with the format term (rewards.format = 0.2)
 #   labels-N      the rl-kl0.5-fmt recipe on the first N balanced training labels (the labels axis;
-#                 same RL_STEPS, so fewer labels are revisited more often)
+#                 same RL_STEPS, so fewer labels are revisited more often); labels-N-sS: S steps
+#                 (labels-3000-s188 sees each of 3000 labels once, labels-960-s188 each ~3 times)
 #   sft-rl-steps-lr3e-4  sft-rl-steps at the study's lr 3e-4 over 160 steps (it collapses: kept as
 #                 the evidence for the lower STEPS_LR)
 #   g2 g4 g8 g16  RL from the SFT adapter, sampled estimator with G labels per prompt, G_STEPS steps
@@ -43,8 +44,12 @@ RUNS=("$@")
 [ -x "$B" ] || { echo "scaling_study.sh: no binary $B (run scripts/setup.sh)" >&2; exit 2; }
 [ -f "$D" ] || $B data import --source davidson --task offensive \
   --in ../shared/data/davidson-hate-offensive/labeled_data.csv --out "$D" > /dev/null
-[ -f "$SFT/adapter_model.safetensors" ] || {
-  echo "scaling_study.sh: no SFT adapter at $SFT (run: ROWS=sft scripts/rl_vs_sft.sh offensive 960)" >&2; exit 2; }
+for r in "${RUNS[@]}"; do # runs from the base model (rl-*, labels-*) need no SFT adapter
+  case $r in rl-*|labels-*) ;; *)
+    [ -f "$SFT/adapter_model.safetensors" ] || {
+      echo "scaling_study.sh: run $r needs the SFT adapter $SFT (run: ROWS=sft scripts/rl_vs_sft.sh offensive 960)" >&2; exit 2; } ;;
+  esac
+done
 . scripts/lib/study.sh
 common=(--set 'stages=["rl"]' --set "eval.every=$EVERY" --set "eval.periodic_examples=$VAL_N"
   --set "data.max_val_examples=$VAL_N" --set "run.save_every=$EVERY")
@@ -73,11 +78,13 @@ for r in "${RUNS[@]}"; do
     sft-rl-steps) train "$r" --set "model.adapter=\"$SFT\"" --set "rl.max_steps=$STEPS" \
         --set "rl.learning_rate=$STEPS_LR" ;;
     rl-steps) train "$r" --set "rl.max_steps=${RL_STEPS:-60}" --set "rl.learning_rate=${RL_LR:-2e-4}" ;;
-    labels-[0-9]*) n=${r#labels-}
+    labels-[0-9]*) n=${r#labels-} steps=${RL_STEPS:-60}
       # The labels axis: the RL-only recipe of rl-kl0.5-fmt (KL 0.5 + format 0.2, RL_STEPS steps at
       # RL_LR from the base model) on the first N balanced training labels; the step budget is
       # fixed, so fewer labels are seen more often (RL_STEPS x 16 prompts: 960 draws at 60 steps).
-      train "$r" --overlay configs/runs/recipes/rl-kl-fmt.toml --set "rl.max_steps=${RL_STEPS:-60}" \
+      # labels-N-sS: S steps instead (labels-3000-s188: one pass over 3000 labels).
+      case $n in *-s[0-9]*) steps=${n#*-s} n=${n%%-s*} ;; esac
+      train "$r" --overlay configs/runs/recipes/rl-kl-fmt.toml --set "rl.max_steps=$steps" \
         --set "rl.learning_rate=${RL_LR:-2e-4}" --set rl.beta=0.5 --set rewards.format=0.2 \
         --set "data.max_train_examples=$n" ;;
     rl-kl*) b=${r#rl-kl}; f=0

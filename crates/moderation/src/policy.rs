@@ -13,6 +13,9 @@
 //! exclusions = [                # optional: never violating on their own, for every category
 //!   "Counter-speech that quotes hateful content in order to condemn it.",
 //! ]
+//! output_format = "full"        # optional: "full" (default) or "compact": the answering
+//!                               # instructions and output contract in a few lines instead of a
+//!                               # paragraph each (a shorter shared prefix; same verdict line)
 //!
 //! [[categories]]                # at least one
 //! name = "dehumanization"       # lowercase snake_case, unique, not "none"; used in verdicts
@@ -57,6 +60,34 @@ pub struct Policy {
     pub categories: Vec<Category>,
     /// Worked examples.
     pub examples: Vec<Example>,
+    /// How long the prompt's answering instructions and output contract are.
+    pub output_format: OutputFormat,
+}
+
+/// How the prompt words the answering instructions and the output contract
+/// ([`crate::prompt::system_message`]). The verdict line asked for, and so its parser, is the same.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OutputFormat {
+    /// Each field of the verdict line explained, with an example (about 250 tokens of prefix).
+    #[default]
+    Full,
+    /// The verdict line's shape in one line and the reasoning instruction in one sentence (about
+    /// 60 tokens): for short policies whose prefix the contract would otherwise dominate.
+    Compact,
+}
+
+impl std::str::FromStr for OutputFormat {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s.trim() {
+            "full" => Ok(OutputFormat::Full),
+            "compact" => Ok(OutputFormat::Compact),
+            other => Err(format!(
+                "unknown output format {other:?}: expected full or compact"
+            )),
+        }
+    }
 }
 
 /// One violation category of a policy.
@@ -150,6 +181,7 @@ struct RawPolicy {
     categories: Spanned<Vec<Spanned<RawCategory>>>,
     #[serde(default)]
     examples: Vec<Spanned<RawExample>>,
+    output_format: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize)]
@@ -444,6 +476,14 @@ impl Policy {
             });
         }
 
+        let output_format = match &raw.output_format {
+            None => OutputFormat::Full,
+            Some(f) => f
+                .get_ref()
+                .parse()
+                .map_err(|msg| loc.at(f, "output_format", msg))?,
+        };
+
         Ok(Policy {
             id,
             version,
@@ -453,6 +493,7 @@ impl Policy {
             exclusions,
             categories,
             examples,
+            output_format,
         })
     }
 
@@ -523,15 +564,21 @@ impl Policy {
         out
     }
 
-    /// A stable 64-bit FNV-1a fingerprint (16 hex digits) of the instruction and rendered policy,
-    /// to record exactly which policy text a run used.
+    /// A stable 64-bit FNV-1a fingerprint (16 hex digits) of the instruction, the rendered policy
+    /// and a compact output format, to record exactly which policy text a run used (full-format
+    /// policies keep the fingerprints they had before the format existed).
     pub fn fingerprint(&self) -> String {
         let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+        let format: &[u8] = match self.output_format {
+            OutputFormat::Full => b"",
+            OutputFormat::Compact => b"\0output_format=compact",
+        };
         for byte in self
             .instruction
             .bytes()
             .chain([0u8])
             .chain(self.render().bytes())
+            .chain(format.iter().copied())
         {
             hash ^= u64::from(byte);
             hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
@@ -715,6 +762,30 @@ label = "non_violating"
         assert_eq!(e.line, Some(13), "{e}");
         let e = err("id = \"x\"\nversion = \n");
         assert_eq!(e.line, Some(2), "{e}");
+    }
+
+    #[test]
+    fn output_format_is_read_checked_and_fingerprinted() {
+        let full = Policy::from_toml_str(MINIMAL, "p.toml").unwrap();
+        assert_eq!(full.output_format, OutputFormat::Full);
+        let src = MINIMAL.replace(
+            "title = \"Toy policy\"\n",
+            "title = \"Toy policy\"\noutput_format = \"compact\"\n",
+        );
+        let compact = Policy::from_toml_str(&src, "p.toml").unwrap();
+        assert_eq!(compact.output_format, OutputFormat::Compact);
+        assert_eq!(compact.render(), full.render());
+        assert_ne!(compact.fingerprint(), full.fingerprint());
+        let explicit = MINIMAL.replace(
+            "title = \"Toy policy\"\n",
+            "title = \"Toy policy\"\noutput_format = \"full\"\n",
+        );
+        let explicit = Policy::from_toml_str(&explicit, "p.toml").unwrap();
+        assert_eq!(explicit.fingerprint(), full.fingerprint());
+        let e = err(&src.replace("\"compact\"", "\"short\""));
+        assert_eq!(e.field.as_deref(), Some("output_format"), "{e}");
+        assert_eq!(e.line, Some(6), "{e}");
+        assert!(e.message.contains("expected full or compact"), "{e}");
     }
 
     #[test]

@@ -9,7 +9,8 @@
 //!
 //!            <variant instructions>
 //!
-//!            <CONTRACT_TEXT>
+//!            <CONTRACT_TEXT>   (CONTRACT_TEXT_COMPACT and the compact instructions for
+//!                               policies with output_format = "compact")
 //! user:      Content to classify:
 //!            <content>
 //!            {the content}
@@ -21,8 +22,8 @@
 //! and cache that prefix once per policy and variant ([`shared_prefix`]). The content comes
 //! last.
 
-use crate::policy::Policy;
-use crate::verdict::{CONTRACT_TEXT, REASONING_CLOSE, REASONING_OPEN};
+use crate::policy::{OutputFormat, Policy};
+use crate::verdict::{CONTRACT_TEXT, CONTRACT_TEXT_COMPACT, REASONING_CLOSE, REASONING_OPEN};
 use serde::{Deserialize, Serialize};
 
 /// Text of the user message before the content. Part of the shared prefix.
@@ -117,6 +118,25 @@ impl Variant {
     }
 }
 
+impl Variant {
+    /// The answering instructions in the policy's output format: the compact ones say the same
+    /// in a sentence (reflection keeps its two steps: they are what the variant is).
+    pub fn instructions_for(self, format: OutputFormat) -> String {
+        match (format, self) {
+            (OutputFormat::Full, _) | (OutputFormat::Compact, Variant::Reflection) => {
+                self.instructions()
+            }
+            (OutputFormat::Compact, Variant::Standard) => format!(
+                "HOW TO ANSWER\n\
+                 Reason briefly inside {REASONING_OPEN} and {REASONING_CLOSE}, then write the JSON line."
+            ),
+            (OutputFormat::Compact, Variant::NoReasoning) => {
+                "HOW TO ANSWER\nNo reasoning: answer with the JSON line only.".to_string()
+            }
+        }
+    }
+}
+
 /// A built prompt.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Prompt {
@@ -162,12 +182,16 @@ impl Prompt {
 /// The system message: instruction, policy text, variant instructions and the output contract.
 /// Identical bytes for every item of a policy and variant.
 pub fn system_message(policy: &Policy, variant: Variant) -> String {
+    let contract = match policy.output_format {
+        OutputFormat::Full => CONTRACT_TEXT,
+        OutputFormat::Compact => CONTRACT_TEXT_COMPACT,
+    };
     format!(
         "{}\n\n{}\n\n{}\n\n{}",
         policy.instruction.trim(),
         policy.render().trim_end(),
-        variant.instructions(),
-        CONTRACT_TEXT
+        variant.instructions_for(policy.output_format),
+        contract
     )
 }
 
@@ -283,6 +307,46 @@ mod tests {
         assert!(none.contains("Do not write any reasoning"));
         assert!(std.contains("<reasoning>") && refl.contains("<reasoning>"));
         assert_ne!(std, refl);
+    }
+
+    #[test]
+    fn compact_format_shortens_the_prefix_and_asks_for_the_same_line() {
+        let full = policy();
+        let mut compact = full.clone();
+        compact.output_format = OutputFormat::Compact;
+        for variant in Variant::ALL {
+            let f = system_message(&full, variant);
+            let c = system_message(&compact, variant);
+            assert!(f.ends_with(CONTRACT_TEXT) && c.ends_with(CONTRACT_TEXT_COMPACT));
+            assert!(c.starts_with(&format!(
+                "{}\n\n{}",
+                full.instruction.trim(),
+                full.render().trim_end()
+            )));
+            assert!(
+                c.len() + 600 < f.len(),
+                "{variant:?}: {} vs {}",
+                c.len(),
+                f.len()
+            );
+            let (system, _) = shared_prefix(&compact, variant);
+            assert_eq!(system.content, c);
+            assert_eq!(build(&compact, "x", variant).messages[0].content, c);
+        }
+        let c = system_message(&compact, Variant::Standard);
+        assert!(c.contains(REASONING_OPEN) && c.contains(REASONING_CLOSE));
+        assert!(system_message(&compact, Variant::Reflection).contains("Re-check:"));
+        // The line the compact contract shows is the line the parser reads.
+        let shown =
+            "{\"label\": \"violating\", \"category\": \"dehumanization\", \"probability\": 0.9}";
+        let v = parse(
+            &format!("{REASONING_OPEN}calls a group vermin{REASONING_CLOSE}\n{shown}"),
+            &full.category_names(),
+        )
+        .unwrap();
+        assert_eq!(v.label, Label::Violating);
+        let none = build(&compact, "x", Variant::NoReasoning);
+        assert_eq!(none.assistant_prefix, VERDICT_PREFIX);
     }
 
     #[test]

@@ -57,6 +57,11 @@ End your reply with exactly one JSON object on its own line, and write nothing a
 - \"probability\": your probability that the content violates the policy (not your confidence in the label you chose), as a decimal number such as 0.87. It should be above 0.5 exactly when the label is \"violating\".
 Example of a final line: {\"label\": \"non_violating\", \"category\": \"none\", \"probability\": 0.06}";
 
+/// The same contract in one line, for policies with `output_format = "compact"`.
+pub const CONTRACT_TEXT_COMPACT: &str = "\
+OUTPUT FORMAT
+End with one JSON line: {\"label\": \"violating\" or \"non_violating\", \"category\": \"<category name>\" or \"none\", \"probability\": <probability of violating, 0 to 1>}";
+
 /// Opening tag of the reasoning block.
 pub const REASONING_OPEN: &str = "<reasoning>";
 /// Closing tag of the reasoning block.
