@@ -16,7 +16,7 @@ WHAT = {
     "prefix-heavy": "long shared prefix, short completions: the regime most favourable to prefix sharing",
     "long-completion": "the shortest policy prefix the full output contract allows and long completions: "
                        "generation and the per-row training forward weigh more",
-    "short-prefix": "the long-completion regime with a prefix of about 235 tokens (the same short policy "
+    "short-prefix": "the long-completion regime with a prefix of about 240 tokens (the same short policy "
                     "with `output_format = \"compact\"`): the least prefix to share, so generation and "
                     "the per-row training forward dominate",
     "nonzero-rewards": "rollouts that earn mixed rewards, so every step's update carries signal: both sides "

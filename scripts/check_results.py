@@ -909,7 +909,7 @@ def check_load_test(pc, ctx):
     if os.path.isfile(ctx.path(flops)):
         pc.sources.add(flops)
         f = L.read_json(ctx.path(flops))
-    check_lines(pc, L.load_test_lines(ctx.jsonl(raw), f), raw)
+    check_lines(pc, L.load_test_lines(ctx.jsonl(raw), f), raw + (f" and {flops}" if f else ""))
 
 
 def check_bench_grpo(pc, ctx):

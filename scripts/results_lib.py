@@ -459,8 +459,8 @@ def scaling_labels_table(folder):
     """Markdown lines: the labels axis (the same RL-only recipe on N labels, 60 steps, or 188 for
     the -s188 runs): validation PR-AUC at the start, at steps 30, 60 and 120 and at the end, from
     NAME.points.jsonl."""
-    out = ["| training labels | run | steps | passes over the labels | validation PR-AUC at step 0 | at step 30 "
-           "| at step 60 | at step 120 | at the end |",
+    out = ["| training labels | run | last evaluation at step | passes over the labels by then | validation PR-AUC at "
+           "step 0 | at step 30 | at step 60 | at step 120 | at the last evaluation |",
            "|---:|---|---:|---:|---:|---:|---:|---:|---:|"]
     for name, n, rows in scaling_points(folder, LABEL_RUNS):
         pts = {p["step"]: p for p in rows}

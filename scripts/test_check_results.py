@@ -260,6 +260,33 @@ class CheckResultsTest(unittest.TestCase):
             self.assertIn(f"recomputed from bench-grpo/{f}", out)
             self.assertIn("12345.6", out)
 
+    def test_serving_bound_is_checked(self):
+        """load-test.md's matrix-product rates and bound come from load-test/flops.json and the
+        requests: a changed rate on the page, or a changed token count or reference rate in the
+        file, fails."""
+        rel = "load-test.md"
+        text = read(os.path.join(self.dir, rel))
+        m = re.search(r"^- 1 client\(s\): .*?, ([0-9.]+) GFLOP/s of matrix products", text, re.M)
+        self.assertIsNotNone(m, "load-test.md has no 1-client work line")
+        new = f"{float(m.group(1)) + 1.0:.1f}"
+        with self.edited(rel, text[:m.start(1)] + new + text[m.end(1):]):
+            rc, out = self.check([rel])
+        self.assertEqual(rc, 1, out)
+        self.assertIn(f"FAIL  {rel}", out)
+        import json
+        for key, value in (("prefix_tokens", 50), ("peak_gflop_per_s", 300.0)):
+            with tempfile.TemporaryDirectory() as tmp:
+                root = os.path.join(tmp, "results")
+                shutil.copytree(RESULTS, root)
+                path = os.path.join(root, "load-test", "flops.json")
+                doc = json.loads(read(path))
+                doc[key] = value
+                with open(path, "w") as f:
+                    json.dump(doc, f)
+                rc, out = self.check([rel], root=root)
+            self.assertEqual(rc, 1, f"{key}: {out}")
+            self.assertIn("load-test/flops.json", out)
+
     def test_classify_raw_run_is_checked(self):
         """classify-davidson-cpu-first1000.md: its table is rebuilt from the raw run beside it, so a
         changed wall-clock stamp or row count in run.json fails, naming the row it changes."""
