@@ -38,12 +38,7 @@ def main():
     if bad:
         raise SystemExit(f"{a.prompts}: {len(bad)} prompts tokenize to another length than prompt_tokens "
                          f"(first: {bad[0]}): not this model's tokenizer")
-    pre = ids[0]
-    for x in ids[1:]:
-        n = 0
-        while n < min(len(pre), len(x)) and pre[n] == x[n]:
-            n += 1
-        pre = pre[:n]
+    pre = os.path.commonprefix(ids)  # element-wise on the token lists
     runs = L.read_jsonl(os.path.join(a.engine_dir, "runs.jsonl"))
     meta = L.read_json(os.path.join(a.engine_dir, "meta.json"))
     doc = {

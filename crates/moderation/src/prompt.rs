@@ -116,9 +116,7 @@ impl Variant {
                 .to_string(),
         }
     }
-}
 
-impl Variant {
     /// The answering instructions in the policy's output format: the compact ones say the same
     /// in a sentence (reflection keeps its two steps: they are what the variant is).
     pub fn instructions_for(self, format: OutputFormat) -> String {
