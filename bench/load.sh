@@ -11,6 +11,9 @@ MODEL=${MODEL:-models/smollm2-135m-instruct}
 POLICY=${POLICY:-configs/policies/hate-speech-compact.toml}
 REQUESTS=${REQUESTS:-300}
 SECONDS_PER_LEVEL=${SECONDS_PER_LEVEL:-60}
+# Clients draw from the first POPULATION texts; the work behind the page (flops.json) is computed
+# over the same texts.
+POPULATION=${POPULATION:-5000}
 PORT=${PORT:-8097}
 CLIENTS=${CLIENTS:-1 8 32}
 OUT=${OUT:-runs/load-test}
@@ -34,12 +37,12 @@ serve
 curl -sf "http://127.0.0.1:$PORT/v1/moderations" -H 'Content-Type: application/json' -d '{"input":"warm up"}' >/dev/null
 RAW="$OUT/requests.jsonl"
 rm -f "$RAW"
-$PY bench/load_test.py --url "http://127.0.0.1:$PORT" --texts runs/data/davidson-hate.jsonl \
+$PY bench/load_test.py --url "http://127.0.0.1:$PORT" --texts runs/data/davidson-hate.jsonl --population "$POPULATION" \
   --clients $CLIENTS --requests "$REQUESTS" --seconds "$SECONDS_PER_LEVEL" --raw "$RAW" | tee "$OUT/levels.jsonl"
 curl -s "http://127.0.0.1:$PORT/metrics" > "$OUT/metrics.prom"
 stop
 serve --max-queue 4
-$PY bench/load_test.py --url "http://127.0.0.1:$PORT" --texts runs/data/davidson-hate.jsonl \
+$PY bench/load_test.py --url "http://127.0.0.1:$PORT" --texts runs/data/davidson-hate.jsonl --population "$POPULATION" \
   --clients 32 --requests "$REQUESTS" --seconds "$SECONDS_PER_LEVEL" --raw "$RAW" --label "32 (queue 4)" \
   | tee "$OUT/overload.jsonl"
 stop
@@ -47,7 +50,7 @@ mkdir -p docs/results/load-test
 cp "$RAW" docs/results/load-test/requests.jsonl
 # The requests' matrix-product work (the texts' tokens after the cached prefix) and the machine's
 # fastest measured rate (the engine benchmark's raw files), for the page's bound on batching.
-$M data prompts --model "$MODEL" --policy "$POLICY" --in runs/data/davidson-hate.jsonl --limit 5000 \
+$M data prompts --model "$MODEL" --policy "$POLICY" --in runs/data/davidson-hate.jsonl --limit "$POPULATION" \
   --variant no-reasoning --out "$OUT/prompts.jsonl" > /dev/null
 $PY bench/load_flops.py --prompts "$OUT/prompts.jsonl" --tokenizer "$MODEL/tokenizer.json" \
   --out docs/results/load-test/flops.json

@@ -5,9 +5,10 @@ level and how far batching could raise throughput on this machine.
 
     load_flops.py --prompts PROMPTS.jsonl --tokenizer TOKENIZER.json --engine-dir DIR --out FILE
 
-PROMPTS: `modrl data prompts --variant no-reasoning` of the load test's texts (the first 5000 of
-runs/data/davidson-hate.jsonl, in order, which bench/load_test.py draws from with
-random.Random(seed + clients)), under the served policy. Their longest common token prefix is the
+PROMPTS: `modrl data prompts --variant no-reasoning` of the load test's texts (the first POPULATION
+of runs/data/davidson-hate.jsonl, 5000 by default, in order, which bench/load_test.py draws from
+with random.Random(seed + clients); bench/load.sh passes the same POPULATION to both), under the
+served policy. Their longest common token prefix is the
 server's cached policy prefix; each request's work is its suffix after it (one row, the
 vocabulary projection at its last token only). DIR: the engine benchmark's raw files (runs.jsonl,
 meta.json): the model's dimensions and the fastest matrix-product rate measured on this machine

@@ -23,6 +23,8 @@ ap = argparse.ArgumentParser()
 ap.add_argument("--url", required=True)
 ap.add_argument("--route", default="/v1/moderations")
 ap.add_argument("--texts", required=True, help="JSONL with a text field")
+ap.add_argument("--population", type=int, default=5000,
+                help="clients draw from the first N texts (bench/load_flops.py must see the same N)")
 ap.add_argument("--clients", type=int, nargs="+", default=[1, 8, 32])
 ap.add_argument("--requests", type=int, default=200, help="most requests per level")
 ap.add_argument("--seconds", type=float, default=60.0, help="longest time per level")
@@ -33,7 +35,7 @@ ap.add_argument("--raw", default=None, help="append one JSON row per request and
 ap.add_argument("--label", default=None, help="level label in --raw rows (default: the client count)")
 a = ap.parse_args()
 
-texts = [json.loads(l)["text"] for l in open(a.texts)][:5000]
+texts = [json.loads(l)["text"] for l in open(a.texts)][:a.population]
 u = urllib.parse.urlparse(a.url)
 
 

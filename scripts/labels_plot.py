@@ -20,8 +20,10 @@ SERIES = [  # (row, label, colour)
     ("rl-kl-fmt", "RL only + KL + format", "#2ca02c"),
     ("tfidf", "TF-IDF + logistic regression", "#7f7f7f"),
     ("rl-kl-fmt-qwen05b", "RL only + KL + format, 0.5B model", "#9467bd"),
+    ("rl-kl-fmt-long", "RL only + KL + format, 188 steps", "#ff7f0e"),
 ]
 COUNTS = [240, 960, 3840]
+SERIES_COUNTS = {"rl-kl-fmt-long": [960, 3000]}  # rows at other label counts than COUNTS
 FIRST = 960  # the study's first label count: its rows carry no suffix
 
 
@@ -41,7 +43,7 @@ def main():
     a = ap.parse_args()
     task_dir = os.path.join(HERE, "..", "docs", "results", "rl-vs-sft", a.task)
     out = a.out or os.path.join(HERE, "..", "docs", "results", f"rl-vs-sft-{a.task}-labels.svg")
-    data = {row: [(n, metrics(task_dir, row, n)) for n in COUNTS] for row, _, _ in SERIES}
+    data = {row: [(n, metrics(task_dir, row, n)) for n in SERIES_COUNTS.get(row, COUNTS)] for row, _, _ in SERIES}
     data = {r: [(n, v) for n, v in pts if v] for r, pts in data.items()}
     vals = [x for pts in data.values() for _, v in pts for x in v]
     lo, hi = math.floor(min(vals) * 20) / 20, min(1.0, math.ceil(max(vals) * 20) / 20)
@@ -58,7 +60,7 @@ def main():
         el.append(f'<line x1="{L}" y1="{py(y):.1f}" x2="{W - R}" y2="{py(y):.1f}" stroke="#e6e6e6"/>'
                   f'<text x="{L - 6}" y="{py(y) + 4:.1f}" text-anchor="end" font-size="11">{y:.2f}</text>')
         y += 0.05
-    for n in COUNTS:
+    for n in sorted({n for pts in data.values() for n, _ in pts} | set(COUNTS)):
         el.append(f'<text x="{px(n):.1f}" y="{H - B + 18}" text-anchor="middle" font-size="11">{n}</text>')
     el.append(f'<text x="{(W - R + L) / 2}" y="{H - 18}" text-anchor="middle" font-size="12">training labels (log scale)</text>')
     el.append(f'<rect x="{L}" y="{T}" width="{W - L - R}" height="{H - T - B}" fill="none" stroke="#999"/>')

@@ -424,7 +424,10 @@ SCALING_RUNS = [  # (run folder name, what it is)
     ("rl-kl0.5-fmt-qwen05b", "the same recipe on Qwen2.5-Coder-0.5B-Instruct (model size)"),
     ("labels-120", "the `rl-kl0.5-fmt` recipe on 120 labels (8 passes)"),
     ("labels-480", "the `rl-kl0.5-fmt` recipe on 480 labels (2 passes)"),
+    ("rl-kl0.5-fmt-seed1", "`rl-kl0.5-fmt` with seed 1 (other 960 labels, order and LoRA init)"),
+    ("rl-kl0.5-fmt-seed2", "`rl-kl0.5-fmt` with seed 2"),
     ("labels-3000-s188", "the `rl-kl0.5-fmt` recipe on 3000 labels, 188 steps (one pass)"),
+    ("labels-960-s120", "the `rl-kl0.5-fmt` recipe on 960 labels, 120 steps (2 passes)"),
     ("labels-960-s188", "the `rl-kl0.5-fmt` recipe on 960 labels, 188 steps (3.1 passes)"),
     ("g2", "SFT then RL, sampled, G = 2 (stopped at 10: collapsed)"),
     ("g4", "SFT then RL, sampled, G = 4"),
@@ -451,8 +454,8 @@ def scaling_curve_table(folder):
     return out
 
 
-LABEL_RUNS = [("labels-120", 120), ("labels-480", 480), ("rl-kl0.5-fmt", 960), ("labels-960-s188", 960),
-              ("labels-3000-s188", 3000)]
+LABEL_RUNS = [("labels-120", 120), ("labels-480", 480), ("rl-kl0.5-fmt", 960), ("labels-960-s120", 960),
+              ("labels-960-s188", 960), ("labels-3000-s188", 3000)]
 
 
 def scaling_labels_table(folder):

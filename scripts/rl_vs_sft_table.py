@@ -21,8 +21,13 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from results_lib import average_precision, roc_auc  # noqa: E402  (shared with check_results.py)
 
 ROW_ORDER = ["zero-shot", "zero-shot-qwen05b", "tfidf", "sft", "sft-more", "rl", "rl-kl", "rl-kl-fmt",
-             "rl-kl-fmt-qwen05b", "sft-rl", "sft-rl-long",
+             "rl-kl-fmt-qwen05b", "rl-kl-fmt-seed1", "rl-kl-fmt-seed2", "rl-kl-fmt-long", "sft-rl", "sft-rl-long",
              "star-sft", "star-sft-vt", "star-sft-rl", "star-sft-rl-vt", "sft-more-v1", "rl-v1", "sft-rl-v1"]
+# vs-BASE.json in a row of another label count ("-nN") compares with BASE at the same count.
+BASES = ("sft", "zero-shot", "zero-shot-qwen05b", "sft-more", "tfidf", "sft-rl", "rl", "rl-kl-fmt",
+         "star-sft", "star-sft-vt")
+
+
 class DataError(Exception):
     """The committed files disagree with each other (metrics.json vs scores.jsonl, test ids)."""
 
@@ -37,6 +42,9 @@ ROW_NAMES = {
     "rl-kl": "RL only + KL to the base (beta 0.5), 60 steps at lr 2e-4",
     "rl-kl-fmt": "RL only + KL (beta 0.5) + format term, 60 steps at lr 2e-4",
     "rl-kl-fmt-qwen05b": "RL only + KL + format term (the same recipe), Qwen2.5-Coder-0.5B-Instruct",
+    "rl-kl-fmt-seed1": "RL only + KL + format term, 60 steps, seed 1 (other labels, order, init)",
+    "rl-kl-fmt-seed2": "RL only + KL + format term, 60 steps, seed 2 (other labels, order, init)",
+    "rl-kl-fmt-long": "RL only + KL + format term, 188 steps at lr 2e-4",
     "sft-rl": "SFT then RL (label-token)",
     "sft-rl-long": "SFT then RL, 120 steps at lr 1e-4 (scaling study)",
     "star-sft": "self-generated-reasoning SFT, scored reasoned",
@@ -82,14 +90,15 @@ def load_rows(task_dir):
         # sft-rl-n240); vs-sft-nN.json with SFT only at N labels (another count).
         suffix = name[len(name.split("-n")[0]):]
         paired = {}
-        for base in ("sft", "zero-shot", "zero-shot-qwen05b", "sft-more", "tfidf", "sft-rl", "rl", "rl-kl-fmt",
-                     "star-sft", "star-sft-vt"):
+        for base in BASES:
             p = os.path.join(d, f"vs-{base}.json")
             if os.path.isfile(p):
                 with open(p) as f:
                     paired[base if base.startswith("zero-shot") else base + suffix] = json.load(f)
+        named = {f"vs-{b}.json" for b in BASES}
         for f_ in sorted(os.listdir(d)):
-            if f_.startswith("vs-sft-n") and f_.endswith(".json"):
+            # vs-sft-nN.json, and any other vs-ROW.json: against that row by its folder name.
+            if f_.startswith("vs-") and f_.endswith(".json") and f_ not in named:
                 with open(os.path.join(d, f_)) as f:
                     paired[f_[3:-5]] = json.load(f)
         rows.append({"name": name, "m": m, "ids": ids, "paired": paired})

@@ -15,7 +15,10 @@ OUT_DIR/NAME.points.jsonl with
     included and the embedding lookup not: 134.5e6 for the default model (tied embeddings),
     494.0e6 for the 0.5B one; the LoRA backward still runs through the frozen weights),
   pr_auc, roc_auc (validation, verdict-token).
-The run's metrics.jsonl and config are copied beside it (OUT_DIR/NAME.metrics.jsonl).
+The run's metrics.jsonl and config are copied beside it (OUT_DIR/NAME.metrics.jsonl). A starting
+point missing from RUNS_DIR is read from its committed copy in OUT_DIR, and runs already in
+OUT_DIR/points-summary.json whose folders are gone keep their entries: new runs can be added
+without the earlier runs' folders.
 """
 import argparse
 import json
@@ -33,6 +36,17 @@ MODELS = {
     "models/smollm2-135m-instruct": {"tag": "", "params": PARAMS, "prefix_tokens": PREFIX_TOKENS},
     "models/qwen2.5-coder-0.5b-instruct": {"tag": "qwen05b", "params": 494.0e6, "prefix_tokens": 523},
 }
+
+
+def start_metrics(runs, out, start):
+    """metrics.json of a starting point: the run folder's, else the committed copy in OUT_DIR
+    (scored once; its folder may be gone when later runs are added)."""
+    for d in (runs, out):
+        path = os.path.join(d, start, "metrics.json")
+        if os.path.isfile(path):
+            return path
+    raise SystemExit(f"no {start}/metrics.json in {runs} or {out}: score the starting point first "
+                     "(scripts/scaling_study.sh start)")
 
 
 def main():
@@ -53,6 +67,9 @@ def main():
         own[tag] = statistics.mean(toks) - m["prefix_tokens"]
     suffix = own.get("")
     os.makedirs(a.out, exist_ok=True)
+    # Runs whose folders are gone (earlier sessions) keep their committed points and summary entry.
+    old = os.path.join(a.out, "points-summary.json")
+    kept = json.load(open(old))["runs"] if os.path.isfile(old) else {}
     summary = {"prefix_tokens": PREFIX_TOKENS, "mean_own_tokens": suffix, "params": PARAMS, "runs": {}}
     for name in sorted(os.listdir(a.runs)):
         run = os.path.join(a.runs, name)
@@ -70,7 +87,7 @@ def main():
         tag, params, prefix = model["tag"], model["params"], model["prefix_tokens"]
         start = ("start-sft" if cfg["model"].get("adapter") else "start-base") + (f"-{tag}" if tag else "")
         per_step = cfg["rl"]["prompts_per_step"]
-        s = json.load(open(os.path.join(a.runs, start, "metrics.json")))
+        s = json.load(open(start_metrics(a.runs, a.out, start)))
         points = [{"run": name, "start": start, "step": 0, "prompts": 0, "rollout_tokens": 0, "train_tokens": 0, "flops": 0,
                    "pr_auc": s["pr_auc"], "roc_auc": s["roc_auc"]}]
         prompts = rollout = 0
@@ -99,6 +116,10 @@ def main():
             os.makedirs(os.path.join(a.out, st), exist_ok=True)
             for f in ("metrics.json", "scores.jsonl"):
                 shutil.copy(os.path.join(d, f), os.path.join(a.out, st, f))
+    for name, entry in kept.items():
+        if name not in summary["runs"] and os.path.isfile(os.path.join(a.out, f"{name}.points.jsonl")):
+            summary["runs"][name] = entry
+    summary["runs"] = dict(sorted(summary["runs"].items()))
     json.dump(summary, open(os.path.join(a.out, "points-summary.json"), "w"), indent=1)
 
 

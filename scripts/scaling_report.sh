@@ -7,6 +7,7 @@
 # and NAME.svg; then prints the page's three tables (scripts/results_lib.py; the third: the labels
 # axis, runs labels-N of scripts/scaling_study.sh beside rl-kl0.5-fmt at 960 labels). A run of the 0.5B
 # model (NAME-qwen05b, linked by scripts/second_model.sh) gets its tokenizer's prompt counts.
+# Runs whose folders are gone keep their committed points (scripts/scaling_points.py).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 RUNS=${1:-runs/scaling/offensive}
@@ -15,6 +16,8 @@ B=${B:-target/release/modrl}
 PROMPTS=runs/scaling/prompts-n960.jsonl
 prompt_counts() { # MODEL OUT: token counts of the 960 training tweets' verdict-token prompts (tokenizer only)
   [ -f "$2" ] && return
+  # The committed copy (the study's training ids are in it) when the RL-vs-SFT run folder is gone.
+  [ -f "$OUT/$(basename "$2")" ] && { mkdir -p "$(dirname "$2")"; cp "$OUT/$(basename "$2")" "$2"; return; }
   $B data prompts --model "$1" --policy configs/policies/offensive-compact.toml \
     --in runs/data/davidson-offensive.jsonl --split train --variant no-reasoning --out "$2.all" > /dev/null
   .venv/bin/python - "$2.all" runs/rl-vs-sft/offensive/n960/sft/train_ids.txt "$2" <<'PY'

@@ -17,12 +17,15 @@
 #   g2 g4 g8 g16  RL from the SFT adapter, sampled estimator with G labels per prompt, G_STEPS steps
 #                 (the study's lr 3e-4 and schedule)
 #   start         the two starting points (SFT adapter, base model) scored on the same validation tweets
-#   test          TEST_RUN's (default sft-rl-steps) final adapter scored like the rows of the RL-vs-SFT study (first 600
-#                 Davidson test tweets, threshold on the first 100 validation tweets; first 200
-#                 HateXplain posts at that threshold) into OUT/sft-rl-steps/test[-ood], with paired
-#                 comparisons against that study's rows (RLVS, default runs/rl-vs-sft/offensive)
+#   RUN-seedK     any run above with run.seed = K (the seed picks the training labels among the
+#                 train split, their order and the LoRA initialisation; the validation tweets stay)
+#   test          TEST_RUN's (default sft-rl-steps) final adapter scored like the rows of the RL-vs-SFT
+#                 study (first LIMIT = 1000 Davidson test tweets, threshold on the first 100
+#                 validation tweets; first OOD_LIMIT = 200 HateXplain posts at that threshold) into
+#                 OUT/TEST_RUN/test[-ood], with paired comparisons against that study's committed rows
+#                 BASES (docs/results/rl-vs-sft/offensive[-ood]/BASE) in OUT/TEST_RUN/vs-BASE[-ood]
 # With COMMIT=1, `test` also copies the row into docs/results/rl-vs-sft/offensive[-ood]/ROW (default
-# sft-rl-long).
+# sft-rl-long), each comparison as vs-BASE.json.
 # Environment: B (binary, default target/release/modrl), OUT (runs/scaling/offensive), STEPS (120),
 # STEPS_LR (1e-4), RL_STEPS (60), RL_LR (2e-4), G_STEPS (40), EVERY (10), VAL_N (200). One job at a time: nothing here reports a timing.
 set -euo pipefail
@@ -44,8 +47,8 @@ RUNS=("$@")
 [ -x "$B" ] || { echo "scaling_study.sh: no binary $B (run scripts/setup.sh)" >&2; exit 2; }
 [ -f "$D" ] || $B data import --source davidson --task offensive \
   --in ../shared/data/davidson-hate-offensive/labeled_data.csv --out "$D" > /dev/null
-for r in "${RUNS[@]}"; do # runs from the base model (rl-*, labels-*) need no SFT adapter
-  case $r in rl-*|labels-*) ;; *)
+for r in "${RUNS[@]}"; do # runs from the base model (rl-*, labels-*) and test need no SFT adapter
+  case $r in rl-*|labels-*|test) ;; *)
     [ -f "$SFT/adapter_model.safetensors" ] || {
       echo "scaling_study.sh: run $r needs the SFT adapter $SFT (run: ROWS=sft scripts/rl_vs_sft.sh offensive 960)" >&2; exit 2; } ;;
   esac
@@ -66,7 +69,9 @@ train() { # NAME extra-set...
 }
 mkdir -p "$OUT"
 for r in "${RUNS[@]}"; do
-  case $r in
+  seed=() base=${r%-seed[0-9]*}
+  case $r in *-seed[0-9]*) seed=(--set "run.seed=${r##*-seed}") ;; esac
+  case $base in
     start)
       for s in sft base; do
         [ -f "$OUT/start-$s/metrics.json" ] && continue
@@ -75,67 +80,62 @@ for r in "${RUNS[@]}"; do
         $B eval --model "$M" "${a[@]}" --policy "$P" --data "$D" --split val --val-split none \
           --limit "$VAL_N" --scoring verdict-token --out "$OUT/start-$s" > "$OUT/start-$s.log" 2>&1
       done ;;
-    sft-rl-steps) train "$r" --set "model.adapter=\"$SFT\"" --set "rl.max_steps=$STEPS" \
+    sft-rl-steps) train "$r" "${seed[@]}" --set "model.adapter=\"$SFT\"" --set "rl.max_steps=$STEPS" \
         --set "rl.learning_rate=$STEPS_LR" ;;
-    rl-steps) train "$r" --set "rl.max_steps=${RL_STEPS:-60}" --set "rl.learning_rate=${RL_LR:-2e-4}" ;;
-    labels-[0-9]*) n=${r#labels-} steps=${RL_STEPS:-60}
+    rl-steps) train "$r" "${seed[@]}" --set "rl.max_steps=${RL_STEPS:-60}" --set "rl.learning_rate=${RL_LR:-2e-4}" ;;
+    labels-[0-9]*) n=${base#labels-} steps=${RL_STEPS:-60}
       # The labels axis: the RL-only recipe of rl-kl0.5-fmt (KL 0.5 + format 0.2, RL_STEPS steps at
       # RL_LR from the base model) on the first N balanced training labels; the step budget is
       # fixed, so fewer labels are seen more often (RL_STEPS x 16 prompts: 960 draws at 60 steps).
       # labels-N-sS: S steps instead (labels-3000-s188: one pass over 3000 labels).
       case $n in *-s[0-9]*) steps=${n#*-s} n=${n%%-s*} ;; esac
-      train "$r" --overlay configs/runs/recipes/rl-kl-fmt.toml --set "rl.max_steps=$steps" \
+      train "$r" "${seed[@]}" --overlay configs/runs/recipes/rl-kl-fmt.toml --set "rl.max_steps=$steps" \
         --set "rl.learning_rate=${RL_LR:-2e-4}" --set rl.beta=0.5 --set rewards.format=0.2 \
         --set "data.max_train_examples=$n" ;;
-    rl-kl*) b=${r#rl-kl}; f=0
+    rl-kl*) b=${base#rl-kl}; f=0
       case $b in *-fmt) b=${b%-fmt}; f=0.2 ;; esac
       # The recipe overlay (configs/runs/recipes/rl-kl-fmt.toml) with this run's beta and format.
-      train "$r" --overlay configs/runs/recipes/rl-kl-fmt.toml --set "rl.max_steps=${RL_STEPS:-60}" \
+      train "$r" "${seed[@]}" --overlay configs/runs/recipes/rl-kl-fmt.toml --set "rl.max_steps=${RL_STEPS:-60}" \
         --set "rl.learning_rate=${RL_LR:-2e-4}" --set "rl.beta=$b" --set "rewards.format=$f" ;;
-    sft-rl-steps-lr3e-4) train "$r" --set "model.adapter=\"$SFT\"" --set "rl.max_steps=160" ;;
-    g[0-9]*) train "$r" --set "model.adapter=\"$SFT\"" --set "rl.max_steps=$G_STEPS" \
+    sft-rl-steps-lr3e-4) train "$r" "${seed[@]}" --set "model.adapter=\"$SFT\"" --set "rl.max_steps=160" ;;
+    g[0-9]*) train "$r" "${seed[@]}" --set "model.adapter=\"$SFT\"" --set "rl.max_steps=$G_STEPS" \
         --set 'rl.label_estimator="sampled"' --set "rl.num_generations=${r#g}" ;;
     test)
       TR=${TEST_RUN:-sft-rl-steps}; ROW=${ROW:-sft-rl-long}
-      RLVS=${RLVS:-runs/rl-vs-sft/offensive}
+      BASES=${BASES:-zero-shot sft sft-more sft-rl tfidf sft-n3840 tfidf-n3840 rl-kl-fmt}
+      SMALL=docs/results/rl-vs-sft/offensive
       t=$OUT/$TR/test
       [ -f "$OUT/$TR/final/adapter_model.safetensors" ] || { echo "scaling_study.sh: run $TR first" >&2; exit 2; }
       if [ ! -f "$t/metrics.json" ]; then
-        log "test: scoring $TR on 600 test tweets"
+        log "test: scoring $TR on ${LIMIT:-1000} test tweets"
         $B eval --model "$M" --adapter "$OUT/$TR/final" --policy "$P" --data "$D" --scoring verdict-token \
-          --split test --limit 600 --val-limit 100 --out "$t" > /dev/null 2> "$t.log"
+          --split test --limit "${LIMIT:-1000}" --val-limit 100 --out "$t" > /dev/null 2> "$t.log" \
+          || { cat "$t.log" >&2; exit 1; }
       fi
       if [ ! -f "$t-ood/metrics.json" ]; then
         thr=$(.venv/bin/python -c 'import json,sys; print(json.load(open(sys.argv[1]))["threshold"])' "$t/metrics.json")
-        log "test: scoring $TR on 200 HateXplain posts at threshold $thr"
+        log "test: scoring $TR on ${OOD_LIMIT:-200} HateXplain posts at threshold $thr"
         $B eval --model "$M" --adapter "$OUT/$TR/final" --policy "$P" --data runs/data/hatexplain-offensive.jsonl \
-          --scoring verdict-token --split test --limit 200 --threshold "$thr" --out "$t-ood" > /dev/null 2> "$t-ood.log"
+          --scoring verdict-token --split test --limit "${OOD_LIMIT:-200}" --threshold "$thr" --out "$t-ood" \
+          > /dev/null 2> "$t-ood.log" || { cat "$t-ood.log" >&2; exit 1; }
       fi
-      for base in zero-shot n960/rl n960/sft n960/sft-rl n960/sft-more n3840/sft n960/tfidf n3840/tfidf; do
+      for base in $BASES; do
         for suf in "" -ood; do
-          a=$RLVS/$base/test$suf; [ "$base" = zero-shot ] && a=$RLVS/zero-shot$suf
-          [ -f "$a/scores.jsonl" ] || continue
-          name=vs-$(echo "$base" | tr / -)$suf
-          $B eval --compare "$a" "$t$suf" --out "$OUT/$TR/$name" 2> /dev/null | sed "s|^|$TR $name: |"
+          compare "$SMALL$suf/$base" "$t$suf" "$OUT/$TR/vs-$base$suf" "$TR vs $base$suf"
         done
       done
       if [ "${COMMIT:-0}" = 1 ]; then
-        # The row `$ROW` of docs/results/rl-vs-sft.md (same layout as rl_vs_sft.sh COMMIT=1).
+        # The row ROW of docs/results/rl-vs-sft.md (the layout rl_vs_sft_table.py reads).
         for suf in "" -ood; do
-          dest=docs/results/rl-vs-sft/offensive$suf/$ROW
-          mkdir -p "$dest"
-          for f in scores.jsonl val_scores.jsonl metrics.json; do
-            [ -f "$t$suf/$f" ] && cp "$t$suf/$f" "$dest/"
-          done
-          for c in "$OUT"/$TR/vs-*$suf/compare.json; do
-            v=$(basename "$(dirname "$c")")
-            [ -z "$suf" ] && [ "${v%-ood}" != "$v" ] && continue
-            v=${v%-ood}; v=${v/n960-/}; v=${v/n3840-sft/sft-n3840}; v=${v/n3840-tfidf/tfidf-n3840}
-            cp "$c" "$dest/$v.json"
+          dest=$SMALL$suf/$ROW
+          copy_eval "$t$suf" "$dest"
+          for base in $BASES; do
+            c=$OUT/$TR/vs-$base$suf/compare.json
+            [ -f "$c" ] && cp "$c" "$dest/vs-$base.json"
           done
         done
         for f in metrics.jsonl config.toml train_ids.txt; do
-          cp "$OUT/$TR/$f" "docs/results/rl-vs-sft/offensive/$ROW/run-$f"
+          cp "$OUT/$TR/$f" "$SMALL/$ROW/run-$f"
         done
       fi ;;
     *) echo "scaling_study.sh: unknown run '$r'" >&2; exit 2 ;;

@@ -336,6 +336,21 @@ class CheckResultsTest(unittest.TestCase):
         self.assertEqual(rc, 0, out)
         self.assertIn("OK  notes.md: no numbers that need data", out)
 
+    def test_paired_comparisons_name_the_row_compared_with(self):
+        # A row of another label count ("-n3000") compared with a row of the first count by its
+        # folder name (vs-rl-kl-fmt-long.json) is compared with that row, not with itself; the
+        # table prints the pair under that name.
+        task = "rl-vs-sft/offensive"
+        row = f"{task}/rl-kl-fmt-long-n3000"
+        pairs = {os.path.basename(c): a for a, c in check_results.rl_vs_sft_pairs(self.ctx, task, row)}
+        self.assertEqual(pairs["vs-rl-kl-fmt-long.json"], f"{task}/rl-kl-fmt-long/scores.jsonl")
+        self.assertEqual(pairs["vs-sft-n3840.json"], f"{task}/sft-n3840/scores.jsonl")
+        self.assertEqual(pairs["vs-zero-shot.json"], f"{task}/zero-shot/scores.jsonl")
+        import rl_vs_sft_table
+        lines = rl_vs_sft_table.table_lines(os.path.join(self.dir, task))
+        self.assertTrue(any(l.startswith("| rl-kl-fmt-long-n3000 | rl-kl-fmt-long | ") for l in lines))
+        self.assertFalse(any(l.startswith("| rl-kl-fmt-long-n3000 | rl-kl-fmt-long-n3000 |") for l in lines))
+
     def test_rl_vs_sft_table_still_checks_its_page(self):
         page = os.path.join(self.dir, "rl-vs-sft.md")
         for task in sorted(os.listdir(os.path.join(self.dir, "rl-vs-sft"))):
